@@ -1,0 +1,44 @@
+// Bounded reads and durable writes. Every read states its size limit; every write goes to a
+// temporary file in the same directory, is fsync'ed, renamed over the target and the directory
+// fsync'ed, so a crash leaves the old file or the new one, never a torn one.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace clade {
+
+using Bytes = std::vector<uint8_t>;
+
+inline constexpr size_t kDefaultFileLimit = 16 * 1024 * 1024;
+
+// Reads a whole file; refuses one larger than `limit` ("FILE is N bytes, more than the limit M").
+absl::StatusOr<Bytes> ReadFileBytes(const std::string& path, size_t limit = kDefaultFileLimit);
+absl::StatusOr<std::string> ReadFileString(const std::string& path,
+                                           size_t limit = kDefaultFileLimit);
+
+// Atomic, durable write with the given permission bits. `exclusive` refuses an existing target.
+absl::Status WriteFileAtomic(const std::string& path, const void* data, size_t size,
+                             int mode = 0644, bool exclusive = false);
+inline absl::Status WriteFileAtomic(const std::string& path, const std::string& data,
+                                    int mode = 0644, bool exclusive = false) {
+  return WriteFileAtomic(path, data.data(), data.size(), mode, exclusive);
+}
+inline absl::Status WriteFileAtomic(const std::string& path, const Bytes& data, int mode = 0644,
+                                    bool exclusive = false) {
+  return WriteFileAtomic(path, data.data(), data.size(), mode, exclusive);
+}
+
+// Creates a directory (and parents) with `mode` if it does not exist.
+absl::Status MakeDirs(const std::string& path, int mode = 0755);
+bool PathExists(const std::string& path);
+// fsyncs a directory so a rename or create inside it is durable.
+absl::Status SyncDir(const std::string& dir);
+
+// Fails if the file's permission bits let group or others read or write it.
+absl::Status CheckPrivateFile(const std::string& path);
+
+}  // namespace clade
