@@ -21,16 +21,30 @@ absl::StatusOr<int64_t> ParseDuration(std::string_view text) {
   int64_t unit = 1;
   std::string_view digits = text;
   switch (text.back()) {
-    case 's': unit = 1; digits.remove_suffix(1); break;
-    case 'm': unit = 60; digits.remove_suffix(1); break;
-    case 'h': unit = 3600; digits.remove_suffix(1); break;
-    case 'd': unit = 86400; digits.remove_suffix(1); break;
-    default: break;
+    case 's':
+      unit = 1;
+      digits.remove_suffix(1);
+      break;
+    case 'm':
+      unit = 60;
+      digits.remove_suffix(1);
+      break;
+    case 'h':
+      unit = 3600;
+      digits.remove_suffix(1);
+      break;
+    case 'd':
+      unit = 86400;
+      digits.remove_suffix(1);
+      break;
+    default:
+      break;
   }
   int64_t n = 0;
-  if (!absl::SimpleAtoi(absl::string_view(digits.data(), digits.size()), &n) || n <= 0 || n > (int64_t{1} << 40) / unit) {
-    return absl::InvalidArgumentError(
-        "invalid duration '" + std::string(text) + "' (expected e.g. 30s, 15m, 12h, 7d)");
+  if (!absl::SimpleAtoi(absl::string_view(digits.data(), digits.size()), &n) || n <= 0 ||
+      n > (int64_t{1} << 40) / unit) {
+    return absl::InvalidArgumentError("invalid duration '" + std::string(text) +
+                                      "' (expected e.g. 30s, 15m, 12h, 7d)");
   }
   return n * unit;
 }

@@ -46,8 +46,8 @@ absl::StatusOr<Bytes> ReadFileBytes(const std::string& path, size_t limit) {
   }
   if (static_cast<uint64_t>(st.st_size) > limit) {
     ::close(fd);
-    return absl::InvalidArgumentError(absl::StrFormat("%s is %d bytes, more than the limit of %d",
-                                                      path, st.st_size, limit));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s is %d bytes, more than the limit of %d", path, st.st_size, limit));
   }
   Bytes out;
   out.reserve(static_cast<size_t>(st.st_size));
@@ -142,7 +142,8 @@ absl::Status MakeDirs(const std::string& path, int mode) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return absl::OkStatus();
   std::filesystem::create_directories(path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create directory ", path, ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("cannot create directory ", path, ": ", ec.message()));
   if (::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) return Errno("cannot chmod", path);
   return absl::OkStatus();
 }

@@ -9,9 +9,9 @@
 #define CLADE_CONCAT_(a, b) CLADE_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                   \
-  do {                                          \
-    ::absl::Status clade_status_ = (expr);      \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status clade_status_ = (expr);         \
     if (!clade_status_.ok()) return clade_status_; \
   } while (0)
 

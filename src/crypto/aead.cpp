@@ -14,7 +14,8 @@ absl::StatusOr<std::vector<uint8_t>> SealAesGcm(const SecretBytes& key,
                                                 std::span<const uint8_t> associated_data,
                                                 std::span<const uint8_t> plaintext) {
   if (key.size() != kAeadKeySize) {
-    return absl::InvalidArgumentError(absl::StrCat("AES-256-GCM key must be 32 bytes, not ", key.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("AES-256-GCM key must be 32 bytes, not ", key.size()));
   }
   std::vector<uint8_t> out = RandomBytes(kAeadNonceSize);
   out.resize(kAeadNonceSize + plaintext.size() + kAeadTagSize);
@@ -40,7 +41,8 @@ absl::StatusOr<SecretBytes> OpenAesGcm(const SecretBytes& key,
                                        std::span<const uint8_t> associated_data,
                                        std::span<const uint8_t> sealed) {
   if (key.size() != kAeadKeySize) {
-    return absl::InvalidArgumentError(absl::StrCat("AES-256-GCM key must be 32 bytes, not ", key.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("AES-256-GCM key must be 32 bytes, not ", key.size()));
   }
   if (sealed.size() < kAeadNonceSize + kAeadTagSize) {
     return absl::InvalidArgumentError("sealed value is truncated");

@@ -22,9 +22,9 @@ enum class CmsContentCipher {
 
 // Encrypts for `recipient` (its public key must be EC; key agreement uses ECDH with the X9.63
 // KDF over SHA-256 and AES-256 key wrap). Returns DER.
-absl::StatusOr<std::vector<uint8_t>> CmsEncrypt(std::span<const uint8_t> plaintext,
-                                                const Certificate& recipient,
-                                                CmsContentCipher cipher = CmsContentCipher::kAes256Gcm);
+absl::StatusOr<std::vector<uint8_t>> CmsEncrypt(
+    std::span<const uint8_t> plaintext, const Certificate& recipient,
+    CmsContentCipher cipher = CmsContentCipher::kAes256Gcm);
 
 // Decrypts EnvelopedData or AuthEnvelopedData (DER, or PEM "-----BEGIN CMS-----") addressed to
 // `recipient` with `key`. Named refusals: "not a CMS message", "CMS message is not for this

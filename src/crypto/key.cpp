@@ -28,7 +28,8 @@ absl::StatusOr<Curve> CurveOf(EVP_PKEY* pkey) {
   std::string_view n(name, len);
   if (n == "prime256v1" || n == "P-256") return Curve::kP256;
   if (n == "secp384r1" || n == "P-384") return Curve::kP384;
-  return absl::InvalidArgumentError("unsupported curve " + std::string(n) + " (need P-256 or P-384)");
+  return absl::InvalidArgumentError("unsupported curve " + std::string(n) +
+                                    " (need P-256 or P-384)");
 }
 
 // A public-only EVP_PKEY with the same point: the raw-point path is far cheaper in OpenSSL 3 than
@@ -135,9 +136,11 @@ absl::StatusOr<PrivateKey> PrivateKey::FromPkcs8Der(const SecretBytes& der) {
   const unsigned char* p = bytes.data();
   SslPtr<PKCS8_PRIV_KEY_INFO> info(
       d2i_PKCS8_PRIV_KEY_INFO(nullptr, &p, static_cast<long>(bytes.size())));
-  if (!info) return OpenSslError("malformed PKCS#8 private key", absl::StatusCode::kInvalidArgument);
+  if (!info)
+    return OpenSslError("malformed PKCS#8 private key", absl::StatusCode::kInvalidArgument);
   SslPtr<EVP_PKEY> pkey(EVP_PKCS82PKEY(info.get()));
-  if (!pkey) return OpenSslError("malformed PKCS#8 private key", absl::StatusCode::kInvalidArgument);
+  if (!pkey)
+    return OpenSslError("malformed PKCS#8 private key", absl::StatusCode::kInvalidArgument);
   ASSIGN_OR_RETURN(PublicKey pub, PublicKey::FromEvp(pkey.get()));
   return PrivateKey(std::move(pkey), std::move(pub));
 }

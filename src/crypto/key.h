@@ -73,7 +73,8 @@ class PrivateKey {
   EVP_PKEY* evp() const { return pkey_.get(); }
 
  private:
-  PrivateKey(SslPtr<EVP_PKEY> pkey, PublicKey pub) : pkey_(std::move(pkey)), public_(std::move(pub)) {}
+  PrivateKey(SslPtr<EVP_PKEY> pkey, PublicKey pub)
+      : pkey_(std::move(pkey)), public_(std::move(pub)) {}
   SslPtr<EVP_PKEY> pkey_;
   PublicKey public_;
 };

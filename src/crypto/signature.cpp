@@ -13,7 +13,8 @@ const EVP_MD* DigestFor(Curve c) { return c == Curve::kP256 ? EVP_sha256() : EVP
 
 absl::StatusOr<std::vector<uint8_t>> Sign(const PrivateKey& key, std::span<const uint8_t> data) {
   SslPtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, DigestFor(key.curve()), nullptr, key.evp()) != 1) {
+  if (!ctx ||
+      EVP_DigestSignInit(ctx.get(), nullptr, DigestFor(key.curve()), nullptr, key.evp()) != 1) {
     return OpenSslError("cannot start signing");
   }
   size_t len = 0;
@@ -35,7 +36,8 @@ absl::Status Verify(const PublicKey& key, std::span<const uint8_t> data,
       EVP_DigestVerifyInit(ctx.get(), nullptr, DigestFor(key.curve()), nullptr, key.evp()) != 1) {
     return OpenSslError("cannot start verifying");
   }
-  int rc = EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), data.data(), data.size());
+  int rc =
+      EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), data.data(), data.size());
   ClearOpenSslErrors();
   if (rc != 1) return absl::PermissionDeniedError("signature does not verify");
   return absl::OkStatus();
@@ -43,7 +45,8 @@ absl::Status Verify(const PublicKey& key, std::span<const uint8_t> data,
 
 absl::StatusOr<Signer> Signer::Create(const PrivateKey& key) {
   SslPtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, DigestFor(key.curve()), nullptr, key.evp()) != 1) {
+  if (!ctx ||
+      EVP_DigestSignInit(ctx.get(), nullptr, DigestFor(key.curve()), nullptr, key.evp()) != 1) {
     return OpenSslError("cannot start signing");
   }
   return Signer(std::move(ctx));

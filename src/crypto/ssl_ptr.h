@@ -18,9 +18,9 @@ namespace clade::crypto {
 template <typename T>
 struct SslDeleter;
 
-#define CLADE_SSL_DELETER(T, F) \
-  template <>                   \
-  struct SslDeleter<T> {        \
+#define CLADE_SSL_DELETER(T, F)           \
+  template <>                             \
+  struct SslDeleter<T> {                  \
     void operator()(T* p) const { F(p); } \
   }
 

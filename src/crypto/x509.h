@@ -45,7 +45,7 @@ class Certificate {
   int64_t NotBefore() const;
   int64_t NotAfter() const;
   bool IsCa() const;
-  int PathLen() const;  // -1 when absent or not a CA
+  int PathLen() const;                         // -1 when absent or not a CA
   bool HasPolicy(std::string_view oid) const;  // in certificatePolicies
   bool HasExtendedKeyUsage(std::string_view oid) const;
   // Raw extnValue octets of the extension with this OID, if present.

@@ -46,12 +46,14 @@ std::string BinaryDir();
 }  // namespace clade::testing
 
 // EXPECT_OK(status_or_statusor)
-#define EXPECT_OK(expr) EXPECT_TRUE(::clade::testing::internal::StatusOf(expr).ok()) \
-    << ::clade::testing::internal::StatusOf(expr)
-#define ASSERT_OK(expr) ASSERT_TRUE(::clade::testing::internal::StatusOf(expr).ok()) \
-    << ::clade::testing::internal::StatusOf(expr)
+#define EXPECT_OK(expr)                                        \
+  EXPECT_TRUE(::clade::testing::internal::StatusOf(expr).ok()) \
+      << ::clade::testing::internal::StatusOf(expr)
+#define ASSERT_OK(expr)                                        \
+  ASSERT_TRUE(::clade::testing::internal::StatusOf(expr).ok()) \
+      << ::clade::testing::internal::StatusOf(expr)
 // auto x = ASSERT_OK_AND_VALUE(expr) is not portable in gtest; use this statement form:
-#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                         \
+#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
   ASSERT_OK_AND_ASSIGN_IMPL_(CLADE_CONCAT_(clade_test_so_, __LINE__), lhs, expr)
 #define ASSERT_OK_AND_ASSIGN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                               \

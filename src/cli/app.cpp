@@ -1,0 +1,50 @@
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "cli/commands.h"
+
+namespace clade::cli {
+
+int Run(int argc, char** argv) {
+  CLI::App app{
+      "Clade: groups of genuine HSMs that provision chips, so that losing one HSM never stops "
+      "a production line.\n\nActors: `clade supplier` (the HSM supplier's offline CA), "
+      "`clade hsm` (one HSM). Run `clade <command> --help` for each.",
+      "clade"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "clade 0.1.0");
+  Dispatch dispatch;
+  AddSupplierCommands(app, dispatch);
+  AddHsmCommands(app, dispatch);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "clade: usage error: " << e.what() << "\n(see `clade --help`)\n";
+    return 2;
+  }
+  if (!dispatch.action) {
+    std::cerr << "clade: usage error: no command given (see `clade --help`)\n";
+    return 2;
+  }
+  absl::Status status;
+  try {
+    status = dispatch.action();
+  } catch (const std::exception& e) {
+    // No exception is meant to get here; if one does, report it instead of crashing.
+    status = absl::InternalError(std::string("unexpected failure: ") + e.what());
+  }
+  if (!status.ok()) {
+    std::cerr << "clade: error: " << status.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace clade::cli

@@ -1,0 +1,27 @@
+// The `clade` command tree. Each actor file adds its sub-commands to the app; a verb sets the
+// action that main runs after parsing, so parsing errors (exit 2) and operation errors (exit 1)
+// stay apart.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+#include "base/status.h"
+
+namespace clade::cli {
+
+using Action = std::function<absl::Status()>;
+
+// Where a verb's callback stores what main should run.
+struct Dispatch {
+  Action action;
+};
+
+void AddSupplierCommands(CLI::App& app, Dispatch& dispatch);
+void AddHsmCommands(CLI::App& app, Dispatch& dispatch);
+
+// Runs the command line; returns the process exit code.
+int Run(int argc, char** argv);
+
+}  // namespace clade::cli

@@ -1,0 +1,127 @@
+// The HSM's state: one SQLite database, <state dir>/state.db, with plain records and secrets
+// sealed under the KEK. Every change happens in a transaction (StateStore::Update) that commits
+// whole or not at all; a crash leaves the last committed state.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+#include "crypto/secret.h"
+#include "store/kek.h"
+
+namespace clade::store {
+
+namespace internal {
+// Owners of SQLite handles. Move-only on purpose: a copied handle would be closed or finalized
+// twice, and a connection must outlive exactly one owner.
+struct SqliteCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StatementFinalizer {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using SqliteDb = std::unique_ptr<sqlite3, SqliteCloser>;
+using SqliteStatement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
+}  // namespace internal
+
+// A view of the database inside one StateStore::Update or Read callback; only valid there.
+// Namespaces must be non-empty; namespaces and keys must not contain NUL bytes.
+class Transaction {
+ public:
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  // Plain records (certificates, public data, counters), keyed by (namespace, key). Put replaces.
+  absl::Status Put(std::string_view ns, std::string_view key, std::span<const uint8_t> value);
+  absl::Status PutString(std::string_view ns, std::string_view key, std::string_view value);
+  absl::StatusOr<std::optional<std::vector<uint8_t>>> Get(std::string_view ns,
+                                                          std::string_view key) const;
+  absl::StatusOr<std::optional<std::string>> GetString(std::string_view ns,
+                                                       std::string_view key) const;
+  // Every record in `ns`, ordered by key (bytewise).
+  absl::StatusOr<std::vector<std::pair<std::string, std::vector<uint8_t>>>> List(
+      std::string_view ns) const;
+  // Deleting a record that does not exist is not an error.
+  absl::Status Delete(std::string_view ns, std::string_view key);
+
+  // Sealed secrets: AES-256-GCM under the KEK, associated data "clade-state-v1" 0x00 ns 0x00 key,
+  // so a sealed value copied to another (ns, key) does not open. PutSecret replaces.
+  absl::Status PutSecret(std::string_view ns, std::string_view key,
+                         const crypto::SecretBytes& secret);
+  // NotFound "no secret ns/key"; PermissionDenied "secret ns/key does not open: wrong KEK, or the
+  // sealed value was moved or altered".
+  absl::StatusOr<crypto::SecretBytes> GetSecret(std::string_view ns, std::string_view key) const;
+  // Deleting a secret that does not exist is not an error.
+  absl::Status DeleteSecret(std::string_view ns, std::string_view key);
+  // The keys of the secrets in `ns`, ordered (the values stay sealed).
+  absl::StatusOr<std::vector<std::string>> ListSecretKeys(std::string_view ns) const;
+
+  bool writable() const { return writable_; }
+  // For later schemas: prepared statements run inside this same transaction.
+  sqlite3* db() const { return db_; }
+
+ private:
+  friend class StateStore;
+  Transaction(sqlite3* db, const Kek* kek, bool writable)
+      : db_(db), kek_(kek), writable_(writable) {}
+  absl::Status CheckWritable(const char* operation, std::string_view ns,
+                             std::string_view key) const;
+
+  sqlite3* db_;
+  const Kek* kek_;
+  bool writable_;
+};
+
+class StateStore {
+ public:
+  // Creates <dir>/state.db (dir made 0700 if missing) with a new KEK, then runs `initialize` in
+  // the same first transaction. Atomic: a crash or a failing `initialize` leaves no state.db and
+  // no key file. AlreadyExists if <dir>/state.db or the key file exists.
+  static absl::StatusOr<std::unique_ptr<StateStore>> Create(
+      const std::string& dir, const KekConfig& kek,
+      const std::function<absl::Status(Transaction&)>& initialize);
+  // Opens an existing state and its KEK. NotFound if there is none; PermissionDenied "wrong KEK:
+  // ..." if the KEK does not open the state's check value.
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& dir);
+
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+  ~StateStore();
+
+  // One write transaction (BEGIN IMMEDIATE ... COMMIT). If fn fails, ROLLBACK and return its
+  // error: no partial change. Calls are serialized; calling Update/Read from inside a callback is
+  // refused (FailedPrecondition).
+  absl::Status Update(const std::function<absl::Status(Transaction&)>& fn);
+  // A read-only snapshot; Put/Delete inside it fail with FailedPrecondition.
+  absl::Status Read(const std::function<absl::Status(Transaction&)>& fn) const;
+
+  std::string KekDescription() const { return kek_->Describe(); }
+  // The state directory, absolute.
+  const std::string& dir() const { return dir_; }
+
+ private:
+  StateStore(std::string dir, internal::SqliteDb db, std::unique_ptr<Kek> kek);
+  absl::Status RunTransaction(bool writable,
+                              const std::function<absl::Status(Transaction&)>& fn) const;
+
+  std::string dir_;
+  internal::SqliteDb db_;
+  std::unique_ptr<Kek> kek_;
+  mutable std::mutex mu_;                                  // one transaction at a time
+  mutable std::atomic<std::thread::id> in_transaction_{};  // the thread inside one, if any
+};
+
+}  // namespace clade::store
