@@ -159,9 +159,9 @@ absl::StatusOr<KekParams> KekParamsFromMeta(const Meta& meta, const std::string&
   ASSIGN_OR_RETURN(std::string kind, MetaText(meta, "kek_kind", db_path));
   if (kind == "key-file") {
     params.kind = KekConfig::Kind::kKeyFile;
-    ASSIGN_OR_RETURN(std::string path, MetaText(meta, "kek_key_file", db_path));
+    ASSIGN_OR_RETURN(params.key_file, MetaText(meta, "kek_key_file", db_path));
     // A relative path (the default, "kek.key") lives in the state directory, which may move.
-    params.key_file = path.starts_with('/') ? path : dir + "/" + path;
+    if (!params.key_file.starts_with('/')) params.key_file = dir + "/" + params.key_file;
   } else if (kind == "passphrase") {
     params.kind = KekConfig::Kind::kPassphrase;
     ASSIGN_OR_RETURN(params.passphrase_env, MetaText(meta, "kek_passphrase_env", db_path));

@@ -17,15 +17,12 @@ std::string Name(std::string_view ns, std::string_view key) {
 
 // The associated data binds a sealed value to its row: "clade-state-v1" 0x00 ns 0x00 key.
 std::vector<uint8_t> SecretAad(std::string_view ns, std::string_view key) {
-  static constexpr std::string_view kLabel = "clade-state-v1";
-  std::vector<uint8_t> aad;
-  aad.reserve(kLabel.size() + ns.size() + key.size() + 2);
-  aad.insert(aad.end(), kLabel.begin(), kLabel.end());
-  aad.push_back(0);
-  aad.insert(aad.end(), ns.begin(), ns.end());
-  aad.push_back(0);
-  aad.insert(aad.end(), key.begin(), key.end());
-  return aad;
+  std::string aad = "clade-state-v1";
+  aad.push_back('\0');
+  aad.append(ns);
+  aad.push_back('\0');
+  aad.append(key);
+  return std::vector<uint8_t>(aad.begin(), aad.end());
 }
 
 // NUL bytes would make the associated data ambiguous ("a\0b","c" vs "a","b\0c"), so they are
