@@ -10,13 +10,16 @@ int Run(int argc, char** argv) {
   CLI::App app{
       "Clade: groups of genuine HSMs that provision chips, so that losing one HSM never stops "
       "a production line.\n\nActors: `clade supplier` (the HSM supplier's offline CA), "
-      "`clade hsm` (one HSM). Run `clade <command> --help` for each.",
+      "`clade hsm` (one HSM), `clade group` (found a group, enroll members), `clade msg` (read "
+      "message files). Run `clade <command> --help` for each.",
       "clade"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "clade 0.1.0");
   Dispatch dispatch;
   AddSupplierCommands(app, dispatch);
   AddHsmCommands(app, dispatch);
+  AddGroupCommands(app, dispatch);
+  AddMsgCommands(app, dispatch);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -20,6 +20,8 @@ struct Dispatch {
 
 void AddSupplierCommands(CLI::App& app, Dispatch& dispatch);
 void AddHsmCommands(CLI::App& app, Dispatch& dispatch);
+void AddGroupCommands(CLI::App& app, Dispatch& dispatch);  // group_cmd.cpp
+void AddMsgCommands(CLI::App& app, Dispatch& dispatch);    // msg_cmd.cpp
 
 // Runs the command line; returns the process exit code.
 int Run(int argc, char** argv);

@@ -1,0 +1,62 @@
+// Enrollment (DESIGN §4.1, patent FIG. 2): announce → request → admit → join. Each step takes and
+// returns message-file bytes (a SignedMessage), so the same calls serve a USB stick and a network.
+// Every check that fails names what failed and changes no state.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "hsm/hsm.h"
+
+namespace clade::hsm {
+
+inline constexpr char kAnnouncementType[] = "clade.v1.GroupAnnouncement";
+inline constexpr char kRequestType[] = "clade.v1.EnrollmentRequest";
+inline constexpr char kResponseType[] = "clade.v1.EnrollmentResponse";
+inline constexpr int64_t kDefaultAnnouncementValidity = 24 * 3600;
+inline constexpr int64_t kMaxAnnouncementValidity = 30 * 24 * 3600;
+// Tolerated clock difference between HSMs for "issued in the future" checks.
+inline constexpr int64_t kClockSkew = 300;
+
+// `now` = 0 means the current time; tests pass explicit times.
+
+// Sponsor: an announcement for `group_id`, valid for `valid_for` seconds (1 s .. 30 days). It is
+// recorded so that it admits exactly one candidate.
+absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& group_id,
+                                              int64_t valid_for = kDefaultAnnouncementValidity,
+                                              int64_t now = 0);
+
+// Candidate: checks the announcement — signature, expiry, sponsor genuine under this HSM's
+// supplier root, group CA genuine (issued by a genuine founder) with the announced id, sponsor's
+// member cert issued by the group CA for the sponsor's identity key — refuses a group it is
+// already in, records the pending request, and returns the request.
+absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
+                                                       std::span<const uint8_t> announcement,
+                                                       int64_t now = 0);
+
+struct Admission {
+  std::vector<uint8_t> response;
+  std::string member_id;         // allocated to the candidate
+  std::string candidate_serial;  // the HSM admitted
+};
+// Sponsor: checks the request — candidate genuine, wrap cert genuine and of the same HSM, bound
+// to an unexpired, unused announcement of this sponsor, allowed by the policy, not already
+// enrolled here — then, in one transaction, marks the announcement used, allocates the next child
+// id and persists the counter; issues the member cert; wraps the group secrets for the
+// candidate's wrap cert only.
+absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, int64_t now = 0);
+
+struct Joined {
+  std::string group_id;
+  std::string group_name;
+  std::string member_id;
+};
+// Candidate: checks the response against its pending request — same sponsor, same group and
+// group CA, member cert for this HSM's identity key with an id directly below the sponsor's —
+// unwraps the group secrets, checks every key against its certificate, and adopts the group.
+absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, int64_t now = 0);
+
+}  // namespace clade::hsm
