@@ -1,0 +1,361 @@
+#include "hsm/enrollment.h"
+
+#include <algorithm>
+
+#include "base/clock.h"
+#include "crypto/cms.h"
+#include "crypto/digest.h"
+#include "crypto/random.h"
+#include "crypto/signature.h"
+#include "hsm/internal/group_records.h"
+#include "wire/envelope.h"
+
+namespace clade::hsm {
+namespace {
+
+using internal::ToBytes;
+
+int64_t Now(int64_t now) { return now == 0 ? NowUnix() : now; }
+
+absl::Status Refuse(const std::string& what) { return absl::PermissionDeniedError(what); }
+absl::Status Refuse(const std::string& prefix, const absl::Status& why) {
+  return absl::PermissionDeniedError(prefix + ": " + std::string(why.message()));
+}
+
+std::string Bytes(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
+std::vector<uint8_t> Digest(std::span<const uint8_t> bytes) { return crypto::Sha256(bytes); }
+std::string DigestKey(const std::string& digest) {
+  return crypto::Hex({reinterpret_cast<const uint8_t*>(digest.data()), digest.size()});
+}
+
+template <typename M>
+absl::StatusOr<M> ParsePayload(const wire::Envelope& env) {
+  M m;
+  if (!m.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
+    return absl::InvalidArgumentError("malformed message: " + env.type + " payload does not parse");
+  }
+  return m;
+}
+
+// The signer of a protocol message must be a genuine HSM: chain = [identity, supplier issuing].
+absl::StatusOr<GenuineHsm> GenuineSigner(const wire::Envelope& env, const crypto::Certificate& root,
+                                         int64_t now, const std::string& who) {
+  if (env.signer_chain.size() != 2) {
+    return Refuse(who + " is not a genuine HSM: the signer chain must be an HSM identity "
+                        "certificate and the supplier issuing CA");
+  }
+  auto genuine = VerifyGenuineHsm(env.signer_chain[0], env.signer_chain[1], root, now);
+  if (!genuine.ok()) return Refuse(who + " is not a genuine HSM", genuine.status());
+  return genuine;
+}
+
+template <typename M>
+absl::StatusOr<std::optional<M>> GetRecord(const store::Transaction& tx, const char* ns,
+                                           const std::string& key) {
+  ASSIGN_OR_RETURN(auto bytes, tx.Get(ns, key));
+  if (!bytes) return std::optional<M>();
+  M m;
+  if (!m.ParseFromArray(bytes->data(), static_cast<int>(bytes->size()))) {
+    return absl::DataLossError("the HSM state holds a damaged " + std::string(ns) + " record");
+  }
+  return std::optional<M>(std::move(m));
+}
+
+absl::Status PutRecord(store::Transaction& tx, const char* ns, const std::string& key,
+                       const google::protobuf::MessageLite& m) {
+  std::string s = m.SerializeAsString();
+  return tx.Put(ns, key, std::vector<uint8_t>(s.begin(), s.end()));
+}
+
+absl::StatusOr<std::vector<uint8_t>> Seal(Hsm& hsm, const char* type,
+                                          const google::protobuf::MessageLite& m) {
+  ASSIGN_OR_RETURN(auto key, hsm.IdentityKey());
+  std::string payload = m.SerializeAsString();
+  return wire::SealMessage(type, crypto::AsBytes(payload), key, hsm.IdentityChain());
+}
+
+absl::Status CheckKeyMatches(const crypto::PrivateKey& key, const crypto::Certificate& cert,
+                             const std::string& name) {
+  if (!key.Public().Equals(cert.SubjectKey())) {
+    return Refuse("unwrapped " + name + " key does not match the " + name + " certificate");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& group_id,
+                                              int64_t valid_for, int64_t now) {
+  now = Now(now);
+  if (valid_for < 1 || valid_for > kMaxAnnouncementValidity) {
+    return absl::InvalidArgumentError("an announcement is valid for 1 second to 30 days");
+  }
+  std::vector<uint8_t> sealed;
+  RETURN_IF_ERROR(sponsor.state().Update([&](store::Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(auto m, internal::LoadMembership(tx, group_id));
+    if (!m) return absl::NotFoundError("this HSM is not a member of group '" + group_id + "'");
+    v1::GroupAnnouncement ann;
+    ann.set_group_id(group_id);
+    ann.set_group_name(m->group().group_name());
+    *ann.mutable_group_ca_chain() = m->group().group_ca_chain();
+    ann.set_sponsor_member_cert(m->member_cert());
+    ann.set_sponsor_member_id(m->member_id());
+    ann.set_nonce(Bytes(crypto::RandomBytes(32)));
+    ann.set_issued_at(now);
+    ann.set_expires_at(now + valid_for);
+    ASSIGN_OR_RETURN(sealed, Seal(sponsor, kAnnouncementType, ann));
+    v1::IssuedAnnouncement rec;
+    rec.set_group_id(group_id);
+    rec.set_expires_at(ann.expires_at());
+    return PutRecord(tx, internal::kAnnouncementNs, crypto::Hex(Digest(sealed)), rec);
+  }));
+  return sealed;
+}
+
+absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
+                                                       std::span<const uint8_t> announcement,
+                                                       int64_t now) {
+  now = Now(now);
+  const crypto::Certificate& root = candidate.supplier_root();
+  ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(announcement, kAnnouncementType));
+  ASSIGN_OR_RETURN(auto ann, ParsePayload<v1::GroupAnnouncement>(env));
+  ASSIGN_OR_RETURN(GenuineHsm sponsor, GenuineSigner(env, root, now, "sponsor"));
+  if (now > ann.expires_at()) {
+    return Refuse("announcement expired at " + FormatTime(ann.expires_at()));
+  }
+  if (ann.issued_at() > now + kClockSkew) {
+    return Refuse("announcement issued in the future (" + FormatTime(ann.issued_at()) + ")");
+  }
+  if (ann.expires_at() - ann.issued_at() > kMaxAnnouncementValidity) {
+    return Refuse("announcement is valid for more than 30 days");
+  }
+  auto chain = internal::ChainFromBytes(ann.group_ca_chain(), "group CA chain");
+  if (!chain.ok()) return Refuse("group CA is not genuine", chain.status());
+  ASSIGN_OR_RETURN(auto group, internal::VerifyGroupCaChain(*chain, root, now));
+  if (ann.group_id() != group.group_id) {
+    return Refuse("group id " + ann.group_id() + " does not match the group CA key (" +
+                  group.group_id + ")");
+  }
+  auto member = internal::CertFromBytes(ann.sponsor_member_cert(), "sponsor's member certificate");
+  if (!member.ok()) {
+    return Refuse("sponsor's member certificate is not issued by the group CA", member.status());
+  }
+  absl::Status issued = internal::VerifyIssuedByGroup(*member, CertKind::kMember, group, root, now);
+  if (!issued.ok()) {
+    return Refuse("sponsor's member certificate is not issued by the group CA", issued);
+  }
+  if (!member->SubjectKey().Equals(sponsor.identity.SubjectKey())) {
+    return Refuse("sponsor's member certificate is not bound to the sponsor's identity key");
+  }
+  ASSIGN_OR_RETURN(MemberId sponsor_id, internal::MemberIdOf(*member));
+  if (sponsor_id.ToString() != ann.sponsor_member_id()) {
+    return Refuse("sponsor's member certificate names member id " + sponsor_id.ToString() +
+                  ", the announcement " + ann.sponsor_member_id());
+  }
+
+  v1::EnrollmentRequest req;
+  req.set_announcement_digest(Bytes(Digest(announcement)));
+  req.set_group_id(group.group_id);
+  req.set_wrap_cert(ToBytes(candidate.wrap_cert()));
+  req.set_nonce(Bytes(crypto::RandomBytes(32)));
+  req.set_requested_at(now);
+  std::vector<uint8_t> sealed;
+  RETURN_IF_ERROR(candidate.state().Update([&](store::Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(auto existing, internal::LoadMembership(tx, group.group_id));
+    if (existing) {
+      return Refuse("this HSM is already a member of group " + group.group_id + " (as " +
+                    existing->member_id() + ")");
+    }
+    ASSIGN_OR_RETURN(sealed, Seal(candidate, kRequestType, req));
+    v1::PendingRequest pending;
+    pending.set_group_id(group.group_id);
+    pending.set_sponsor_identity(ToBytes(sponsor.identity));
+    pending.set_sponsor_member_id(sponsor_id.ToString());
+    pending.set_group_ca_digest(Bytes(Digest(group.group_ca.Der())));
+    pending.set_announcement_expires_at(ann.expires_at());
+    pending.set_requested_at(now);
+    return PutRecord(tx, internal::kPendingNs, crypto::Hex(Digest(sealed)), pending);
+  }));
+  return sealed;
+}
+
+absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, int64_t now) {
+  now = Now(now);
+  const crypto::Certificate& root = sponsor.supplier_root();
+  ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(request, kRequestType));
+  ASSIGN_OR_RETURN(auto req, ParsePayload<v1::EnrollmentRequest>(env));
+  ASSIGN_OR_RETURN(GenuineHsm cand, GenuineSigner(env, root, now, "candidate"));
+  auto wrap = internal::CertFromBytes(req.wrap_cert(), "candidate's wrap certificate");
+  if (!wrap.ok()) return Refuse("candidate's wrap certificate is not genuine", wrap.status());
+  absl::Status wrap_ok = VerifyHsmWrapCert(*wrap, cand, root, now);
+  if (!wrap_ok.ok()) return Refuse("candidate's wrap certificate is not genuine", wrap_ok);
+  if (cand.serial == sponsor.identity().serial ||
+      cand.identity.SubjectKey().Equals(sponsor.identity().identity.SubjectKey())) {
+    return Refuse("candidate " + cand.serial + " is this HSM itself");
+  }
+
+  Admission out;
+  out.candidate_serial = cand.serial;
+  RETURN_IF_ERROR(sponsor.state().Update([&](store::Transaction& tx) -> absl::Status {
+    std::string ann_key = DigestKey(req.announcement_digest());
+    ASSIGN_OR_RETURN(auto rec, GetRecord<v1::IssuedAnnouncement>(tx, internal::kAnnouncementNs,
+                                                                 ann_key));
+    if (!rec) return Refuse("request does not answer an announcement of this sponsor");
+    if (rec->used()) {
+      return Refuse("announcement was already used (it admitted " + rec->admitted_serial() +
+                    " as " + rec->admitted_member_id() + ")");
+    }
+    if (now > rec->expires_at()) {
+      return Refuse("announcement expired at " + FormatTime(rec->expires_at()));
+    }
+    if (req.group_id() != rec->group_id()) {
+      return Refuse("request is for group " + req.group_id() + ", the announcement for group " +
+                    rec->group_id());
+    }
+    ASSIGN_OR_RETURN(auto m, internal::LoadMembership(tx, rec->group_id()));
+    if (!m) return absl::NotFoundError("this HSM is no longer a member of group " + rec->group_id());
+    const auto& deny = m->group().deny_serials();
+    const auto& allow = m->group().allow_serials();
+    if (std::find(deny.begin(), deny.end(), cand.serial) != deny.end()) {
+      return Refuse("candidate " + cand.serial + " is on the deny list");
+    }
+    if (!allow.empty() && std::find(allow.begin(), allow.end(), cand.serial) == allow.end()) {
+      return Refuse("candidate " + cand.serial + " is not on the allow list");
+    }
+    for (const auto& child : m->children()) {
+      if (child.hsm_serial() == cand.serial) {
+        return Refuse("candidate " + cand.serial + " is already enrolled as " + child.member_id());
+      }
+    }
+    ASSIGN_OR_RETURN(MemberId own_id, MemberId::Parse(m->member_id()));
+    ASSIGN_OR_RETURN(MemberId child_id, own_id.Child(uint64_t{m->child_counter()} + 1));
+    ASSIGN_OR_RETURN(auto chain, internal::ChainFromBytes(m->group().group_ca_chain(), "group CA chain"));
+    ASSIGN_OR_RETURN(auto group, internal::VerifyGroupCaChain(chain, root, now));
+    ASSIGN_OR_RETURN(auto keys, internal::LoadGroupKeys(tx, rec->group_id()));
+    ASSIGN_OR_RETURN(auto member_cert,
+                     internal::IssueMemberCert(group, keys.group_ca, cand.identity.SubjectKey(),
+                                               child_id, cand.serial, m->group().group_name(), now));
+    // The group secrets are wrapped for the candidate's wrap certificate only (DESIGN §4.1).
+    crypto::SecretBytes secrets = internal::SerializeSecrets(keys);
+    ASSIGN_OR_RETURN(auto wrapped, crypto::CmsEncrypt(secrets.RevealSecret(), *wrap));
+
+    v1::EnrollmentResponse resp;
+    resp.set_request_digest(Bytes(Digest(request)));
+    resp.set_member_id(child_id.ToString());
+    resp.set_member_cert(ToBytes(member_cert));
+    *resp.mutable_group() = m->group();
+    resp.set_wrapped_secrets(Bytes(wrapped));
+    resp.set_sponsor_member_id(m->member_id());
+    resp.set_issued_at(now);
+    ASSIGN_OR_RETURN(out.response, Seal(sponsor, kResponseType, resp));
+
+    // Persisted in this transaction, before the response leaves: ids are never reused (DESIGN §3).
+    rec->set_used(true);
+    rec->set_admitted_serial(cand.serial);
+    rec->set_admitted_member_id(child_id.ToString());
+    RETURN_IF_ERROR(PutRecord(tx, internal::kAnnouncementNs, ann_key, *rec));
+    m->set_child_counter(m->child_counter() + 1);
+    v1::EnrolledChild* child = m->add_children();
+    child->set_member_id(child_id.ToString());
+    child->set_hsm_serial(cand.serial);
+    child->set_enrolled_at(now);
+    RETURN_IF_ERROR(internal::SaveMembership(tx, *m));
+    out.member_id = child_id.ToString();
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, int64_t now) {
+  now = Now(now);
+  const crypto::Certificate& root = candidate.supplier_root();
+  ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(response, kResponseType));
+  ASSIGN_OR_RETURN(auto resp, ParsePayload<v1::EnrollmentResponse>(env));
+  ASSIGN_OR_RETURN(GenuineHsm sponsor, GenuineSigner(env, root, now, "sponsor"));
+  ASSIGN_OR_RETURN(auto wrap_key, candidate.WrapKey());
+
+  Joined out;
+  RETURN_IF_ERROR(candidate.state().Update([&](store::Transaction& tx) -> absl::Status {
+    std::string pending_key = DigestKey(resp.request_digest());
+    ASSIGN_OR_RETURN(auto pending,
+                     GetRecord<v1::PendingRequest>(tx, internal::kPendingNs, pending_key));
+    if (!pending) return Refuse("response does not answer a pending request");
+    if (ToBytes(sponsor.identity) != pending->sponsor_identity()) {
+      return Refuse("response is not from the sponsor of the announcement");
+    }
+    const v1::GroupPublic& pub = resp.group();
+    if (pub.group_id() != pending->group_id()) {
+      return Refuse("response is for group " + pub.group_id() + ", the pending request for group " +
+                    pending->group_id());
+    }
+    auto chain = internal::ChainFromBytes(pub.group_ca_chain(), "group CA chain");
+    if (!chain.ok()) return Refuse("group CA is not genuine", chain.status());
+    if (Bytes(Digest((*chain)[0].Der())) != pending->group_ca_digest()) {
+      return Refuse("response carries another group CA than was announced");
+    }
+    ASSIGN_OR_RETURN(auto group, internal::VerifyGroupCaChain(*chain, root, now));
+    ASSIGN_OR_RETURN(auto existing, internal::LoadMembership(tx, group.group_id));
+    if (existing) {
+      return Refuse("this HSM is already a member of group " + group.group_id + " (as " +
+                    existing->member_id() + ")");
+    }
+    auto member = internal::CertFromBytes(resp.member_cert(), "member certificate");
+    if (!member.ok()) return Refuse("member certificate is not issued by the group CA", member.status());
+    absl::Status issued =
+        internal::VerifyIssuedByGroup(*member, CertKind::kMember, group, root, now);
+    if (!issued.ok()) return Refuse("member certificate is not issued by the group CA", issued);
+    if (!member->SubjectKey().Equals(candidate.identity().identity.SubjectKey())) {
+      return Refuse("member certificate does not bind this HSM's identity key");
+    }
+    ASSIGN_OR_RETURN(MemberId sponsor_id, MemberId::Parse(pending->sponsor_member_id()));
+    auto id = MemberId::Parse(resp.member_id());
+    if (!id.ok() || !id->IsChildOf(sponsor_id)) {
+      return Refuse("member id " + resp.member_id() + " is not directly below the sponsor's id " +
+                    sponsor_id.ToString());
+    }
+    ASSIGN_OR_RETURN(MemberId cert_id, internal::MemberIdOf(*member));
+    if (!(cert_id == *id)) {
+      return Refuse("member certificate names member id " + cert_id.ToString() +
+                    ", the response " + id->ToString());
+    }
+    auto enc = internal::CertFromBytes(pub.encryption_cert(), "group encryption certificate");
+    if (!enc.ok()) return Refuse("group encryption certificate is not genuine", enc.status());
+    absl::Status enc_ok =
+        internal::VerifyIssuedByGroup(*enc, CertKind::kGroupEncryption, group, root, now);
+    if (!enc_ok.ok()) return Refuse("group encryption certificate is not genuine", enc_ok);
+    auto sign = internal::CertFromBytes(pub.signing_cert(), "group signing certificate");
+    if (!sign.ok()) return Refuse("group signing certificate is not genuine", sign.status());
+    absl::Status sign_ok =
+        internal::VerifyIssuedByGroup(*sign, CertKind::kGroupSigning, group, root, now);
+    if (!sign_ok.ok()) return Refuse("group signing certificate is not genuine", sign_ok);
+    if (!pub.oem_root().empty()) {
+      auto oem = internal::CertFromBytes(pub.oem_root(), "OEM root");
+      if (!oem.ok()) return Refuse("the group's OEM root is malformed", oem.status());
+    }
+
+    auto secrets = crypto::CmsDecrypt(crypto::AsBytes(resp.wrapped_secrets()), wrap_key,
+                                      candidate.wrap_cert());
+    if (!secrets.ok()) return Refuse("group secrets do not decrypt", secrets.status());
+    auto keys = internal::ParseSecrets(*secrets);
+    if (!keys.ok()) return Refuse("group secrets do not decrypt", keys.status());
+    RETURN_IF_ERROR(CheckKeyMatches(keys->group_ca, group.group_ca, "group CA"));
+    RETURN_IF_ERROR(CheckKeyMatches(keys->encryption, *enc, "group encryption"));
+    RETURN_IF_ERROR(CheckKeyMatches(keys->signing, *sign, "group signing"));
+
+    v1::GroupMembership m;
+    *m.mutable_group() = pub;
+    m.set_member_id(id->ToString());
+    m.set_member_cert(resp.member_cert());
+    m.set_role("member");
+    m.set_child_counter(0);
+    m.set_joined_at(now);
+    RETURN_IF_ERROR(internal::SaveMembership(tx, m));
+    RETURN_IF_ERROR(internal::SaveGroupKeys(tx, group.group_id, *keys));
+    RETURN_IF_ERROR(tx.Delete(internal::kPendingNs, pending_key));
+    out = Joined{group.group_id, pub.group_name(), id->ToString()};
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+}  // namespace clade::hsm
