@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "crypto/digest.h"
 #include "crypto/random.h"
+#include "hsm/group.h"
 #include "hsm/hsm.h"
 #include "supplier/supplier.h"
 
@@ -106,6 +107,12 @@ void AddInfo(CLI::App& hsm_cmd, Dispatch& dispatch) {
     dispatch.action = [a]() -> absl::Status {
       ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
       hsm::HsmInfo info = h->Info();
+      ASSIGN_OR_RETURN(auto groups, hsm::ListGroups(*h));
+      nlohmann::json group_json = nlohmann::json::array();
+      for (const auto& g : groups) {
+        info.groups.push_back(g.name + " (" + g.group_id + ") as member " + g.member_id);
+        group_json.push_back({{"group_id", g.group_id}, {"name", g.name}, {"member_id", g.member_id}});
+      }
       if (a->json) {
         nlohmann::json j = {{"serial", info.serial},
                             {"identity", CertJson(info.identity)},
@@ -113,7 +120,7 @@ void AddInfo(CLI::App& hsm_cmd, Dispatch& dispatch) {
                             {"supplier_root", CertJson(info.supplier_root)},
                             {"kek", info.kek},
                             {"created_at", FormatTime(info.created_at)},
-                            {"groups", info.groups}};
+                            {"groups", group_json}};
         std::cout << j.dump(2) << "\n";
         return absl::OkStatus();
       }
@@ -126,6 +133,7 @@ void AddInfo(CLI::App& hsm_cmd, Dispatch& dispatch) {
                 << "groups:             "
                 << (info.groups.empty() ? std::string("none") : std::to_string(info.groups.size()))
                 << "\n";
+      for (const auto& g : info.groups) std::cout << "  " << g << "\n";
       return absl::OkStatus();
     };
   });

@@ -67,9 +67,10 @@ absl::Status PutRecord(store::Transaction& tx, const char* ns, const std::string
   return tx.Put(ns, key, std::vector<uint8_t>(s.begin(), s.end()));
 }
 
-absl::StatusOr<std::vector<uint8_t>> Seal(Hsm& hsm, const char* type,
-                                          const google::protobuf::MessageLite& m) {
-  ASSIGN_OR_RETURN(auto key, hsm.IdentityKey());
+// `key` is the HSM's identity key, unsealed by the caller before its transaction starts (the
+// store does not nest transactions).
+absl::StatusOr<std::vector<uint8_t>> Seal(const Hsm& hsm, const crypto::PrivateKey& key,
+                                          const char* type, const google::protobuf::MessageLite& m) {
   std::string payload = m.SerializeAsString();
   return wire::SealMessage(type, crypto::AsBytes(payload), key, hsm.IdentityChain());
 }
@@ -90,6 +91,7 @@ absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& g
   if (valid_for < 1 || valid_for > kMaxAnnouncementValidity) {
     return absl::InvalidArgumentError("an announcement is valid for 1 second to 30 days");
   }
+  ASSIGN_OR_RETURN(auto identity_key, sponsor.IdentityKey());
   std::vector<uint8_t> sealed;
   RETURN_IF_ERROR(sponsor.state().Update([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto m, internal::LoadMembership(tx, group_id));
@@ -103,7 +105,7 @@ absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& g
     ann.set_nonce(Bytes(crypto::RandomBytes(32)));
     ann.set_issued_at(now);
     ann.set_expires_at(now + valid_for);
-    ASSIGN_OR_RETURN(sealed, Seal(sponsor, kAnnouncementType, ann));
+    ASSIGN_OR_RETURN(sealed, Seal(sponsor, identity_key, kAnnouncementType, ann));
     v1::IssuedAnnouncement rec;
     rec.set_group_id(group_id);
     rec.set_expires_at(ann.expires_at());
@@ -159,6 +161,7 @@ absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
   req.set_wrap_cert(ToBytes(candidate.wrap_cert()));
   req.set_nonce(Bytes(crypto::RandomBytes(32)));
   req.set_requested_at(now);
+  ASSIGN_OR_RETURN(auto identity_key, candidate.IdentityKey());
   std::vector<uint8_t> sealed;
   RETURN_IF_ERROR(candidate.state().Update([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto existing, internal::LoadMembership(tx, group.group_id));
@@ -166,7 +169,7 @@ absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
       return Refuse("this HSM is already a member of group " + group.group_id + " (as " +
                     existing->member_id() + ")");
     }
-    ASSIGN_OR_RETURN(sealed, Seal(candidate, kRequestType, req));
+    ASSIGN_OR_RETURN(sealed, Seal(candidate, identity_key, kRequestType, req));
     v1::PendingRequest pending;
     pending.set_group_id(group.group_id);
     pending.set_sponsor_identity(ToBytes(sponsor.identity));
@@ -194,6 +197,7 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
     return Refuse("candidate " + cand.serial + " is this HSM itself");
   }
 
+  ASSIGN_OR_RETURN(auto identity_key, sponsor.IdentityKey());
   Admission out;
   out.candidate_serial = cand.serial;
   RETURN_IF_ERROR(sponsor.state().Update([&](store::Transaction& tx) -> absl::Status {
@@ -247,7 +251,7 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
     resp.set_wrapped_secrets(Bytes(wrapped));
     resp.set_sponsor_member_id(m->member_id());
     resp.set_issued_at(now);
-    ASSIGN_OR_RETURN(out.response, Seal(sponsor, kResponseType, resp));
+    ASSIGN_OR_RETURN(out.response, Seal(sponsor, identity_key, kResponseType, resp));
 
     // Persisted in this transaction, before the response leaves: ids are never reused (DESIGN §3).
     rec->set_used(true);
