@@ -20,6 +20,9 @@ int Run(int argc, char** argv) {
   AddHsmCommands(app, dispatch);
   AddGroupCommands(app, dispatch);
   AddMsgCommands(app, dispatch);
+  AddAuditCommands(app, dispatch);
+  AddOemCommands(app, dispatch);
+  AddJobCommands(app, dispatch);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -22,6 +22,9 @@ void AddSupplierCommands(CLI::App& app, Dispatch& dispatch);
 void AddHsmCommands(CLI::App& app, Dispatch& dispatch);
 void AddGroupCommands(CLI::App& app, Dispatch& dispatch);  // group_cmd.cpp
 void AddMsgCommands(CLI::App& app, Dispatch& dispatch);    // msg_cmd.cpp
+void AddAuditCommands(CLI::App& app, Dispatch& dispatch);  // audit_cmd.cpp
+void AddOemCommands(CLI::App& app, Dispatch& dispatch);    // oem_cmd.cpp
+void AddJobCommands(CLI::App& app, Dispatch& dispatch);    // job_cmd.cpp: job, provision
 
 // Runs the command line; returns the process exit code.
 int Run(int argc, char** argv);

@@ -7,6 +7,7 @@
 #include "crypto/digest.h"
 #include "crypto/random.h"
 #include "crypto/signature.h"
+#include "hsm/audit.h"
 #include "hsm/internal/group_records.h"
 #include "wire/envelope.h"
 
@@ -28,13 +29,26 @@ std::string DigestKey(const std::string& digest) {
   return crypto::Hex({reinterpret_cast<const uint8_t*>(digest.data()), digest.size()});
 }
 
+// Strict, like the envelope: a payload with fields this version does not know is refused rather
+// than half understood.
 template <typename M>
 absl::StatusOr<M> ParsePayload(const wire::Envelope& env) {
   M m;
   if (!m.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
     return absl::InvalidArgumentError("malformed message: " + env.type + " payload does not parse");
   }
+  if (!m.GetReflection()->GetUnknownFields(m).empty()) {
+    return absl::InvalidArgumentError("malformed message: unknown fields in the " + env.type +
+                                      " payload");
+  }
   return m;
+}
+
+absl::Status RequireNonce(const std::string& nonce, const std::string& type) {
+  if (nonce.size() != 32) {
+    return absl::InvalidArgumentError("malformed message: " + type + " nonce must be 32 bytes");
+  }
+  return absl::OkStatus();
 }
 
 // The signer of a protocol message must be a genuine HSM: chain = [identity, supplier issuing].
@@ -109,7 +123,12 @@ absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& g
     v1::IssuedAnnouncement rec;
     rec.set_group_id(group_id);
     rec.set_expires_at(ann.expires_at());
-    return PutRecord(tx, internal::kAnnouncementNs, crypto::Hex(Digest(sealed)), rec);
+    RETURN_IF_ERROR(PutRecord(tx, internal::kAnnouncementNs, crypto::Hex(Digest(sealed)), rec));
+    return internal::AppendAudit(
+        tx, identity_key,
+        AuditEvent{group_id, m->member_id(), audit_op::kAnnounce,
+                   "expires " + FormatTime(ann.expires_at())},
+        now);
   }));
   return sealed;
 }
@@ -121,6 +140,8 @@ absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
   const crypto::Certificate& root = candidate.supplier_root();
   ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(announcement, kAnnouncementType));
   ASSIGN_OR_RETURN(auto ann, ParsePayload<v1::GroupAnnouncement>(env));
+  RETURN_IF_ERROR(RequireNonce(ann.nonce(), env.type));
+  RETURN_IF_ERROR(internal::CheckGroupName(ann.group_name()));
   ASSIGN_OR_RETURN(GenuineHsm sponsor, GenuineSigner(env, root, now, "sponsor"));
   if (now > ann.expires_at()) {
     return Refuse("announcement expired at " + FormatTime(ann.expires_at()));
@@ -177,7 +198,13 @@ absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
     pending.set_group_ca_digest(Bytes(Digest(group.group_ca.Der())));
     pending.set_announcement_expires_at(ann.expires_at());
     pending.set_requested_at(now);
-    return PutRecord(tx, internal::kPendingNs, crypto::Hex(Digest(sealed)), pending);
+    pending.set_group_name(ann.group_name());
+    RETURN_IF_ERROR(PutRecord(tx, internal::kPendingNs, crypto::Hex(Digest(sealed)), pending));
+    return internal::AppendAudit(
+        tx, identity_key,
+        AuditEvent{group.group_id, "", audit_op::kRequest,
+                   "sponsor " + sponsor.serial + " (" + sponsor_id.ToString() + ")"},
+        now);
   }));
   return sealed;
 }
@@ -187,6 +214,7 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
   const crypto::Certificate& root = sponsor.supplier_root();
   ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(request, kRequestType));
   ASSIGN_OR_RETURN(auto req, ParsePayload<v1::EnrollmentRequest>(env));
+  RETURN_IF_ERROR(RequireNonce(req.nonce(), env.type));
   ASSIGN_OR_RETURN(GenuineHsm cand, GenuineSigner(env, root, now, "candidate"));
   auto wrap = internal::CertFromBytes(req.wrap_cert(), "candidate's wrap certificate");
   if (!wrap.ok()) return Refuse("candidate's wrap certificate is not genuine", wrap.status());
@@ -265,7 +293,11 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
     child->set_enrolled_at(now);
     RETURN_IF_ERROR(internal::SaveMembership(tx, *m));
     out.member_id = child_id.ToString();
-    return absl::OkStatus();
+    return internal::AppendAudit(
+        tx, identity_key,
+        AuditEvent{rec->group_id(), m->member_id(), audit_op::kAdmit,
+                   cand.serial + " as " + child_id.ToString()},
+        now);
   }));
   return out;
 }
@@ -277,6 +309,7 @@ absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, i
   ASSIGN_OR_RETURN(auto resp, ParsePayload<v1::EnrollmentResponse>(env));
   ASSIGN_OR_RETURN(GenuineHsm sponsor, GenuineSigner(env, root, now, "sponsor"));
   ASSIGN_OR_RETURN(auto wrap_key, candidate.WrapKey());
+  ASSIGN_OR_RETURN(auto identity_key, candidate.IdentityKey());
 
   Joined out;
   RETURN_IF_ERROR(candidate.state().Update([&](store::Transaction& tx) -> absl::Status {
@@ -291,6 +324,20 @@ absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, i
     if (pub.group_id() != pending->group_id()) {
       return Refuse("response is for group " + pub.group_id() + ", the pending request for group " +
                     pending->group_id());
+    }
+    if (pub.group_name() != pending->group_name()) {
+      return Refuse("response names the group '" + pub.group_name() + "', the announcement '" +
+                    pending->group_name() + "'");
+    }
+    if (resp.sponsor_member_id() != pending->sponsor_member_id()) {
+      return Refuse("response names sponsor " + resp.sponsor_member_id() +
+                    ", the announcement " + pending->sponsor_member_id());
+    }
+    // The sponsor admits only on an unexpired announcement; a response dated later is not one.
+    if (resp.issued_at() > pending->announcement_expires_at() + kClockSkew) {
+      return Refuse("response was issued at " + FormatTime(resp.issued_at()) +
+                    ", after the announcement expired at " +
+                    FormatTime(pending->announcement_expires_at()));
     }
     auto chain = internal::ChainFromBytes(pub.group_ca_chain(), "group CA chain");
     if (!chain.ok()) return Refuse("group CA is not genuine", chain.status());
@@ -357,7 +404,11 @@ absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, i
     RETURN_IF_ERROR(internal::SaveGroupKeys(tx, group.group_id, *keys));
     RETURN_IF_ERROR(tx.Delete(internal::kPendingNs, pending_key));
     out = Joined{group.group_id, pub.group_name(), id->ToString()};
-    return absl::OkStatus();
+    return internal::AppendAudit(
+        tx, identity_key,
+        AuditEvent{group.group_id, id->ToString(), audit_op::kJoin,
+                   "sponsor " + sponsor.serial + " (" + sponsor_id.ToString() + ")"},
+        now);
   }));
   return out;
 }

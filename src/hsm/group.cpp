@@ -6,6 +6,7 @@
 #include "base/files.h"
 #include "crypto/digest.h"
 #include "crypto/random.h"
+#include "hsm/audit.h"
 #include "hsm/internal/group_records.h"
 
 namespace clade::hsm {
@@ -31,18 +32,6 @@ GroupSummary Summarize(const v1::GroupMembership& m) {
   return s;
 }
 
-absl::Status CheckName(const std::string& name) {
-  if (name.empty() || name.size() > kMaxGroupName) {
-    return absl::InvalidArgumentError("group name must be 1 to 64 characters");
-  }
-  for (unsigned char c : name) {
-    if (c < 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError("group name may not hold control characters");
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckOemRoot(const crypto::Certificate& oem_root) {
   if (!oem_root.IsCa()) {
     return absl::InvalidArgumentError("OEM root '" + oem_root.Subject() + "' is not a CA");
@@ -54,16 +43,21 @@ absl::Status CheckOemRoot(const crypto::Certificate& oem_root) {
   return absl::OkStatus();
 }
 
-// Read-modify-write of one group's record, in one transaction.
-absl::Status UpdateMembership(Hsm& hsm, const std::string& group_id,
+// Read-modify-write of one group's record, with its audit entry, in one transaction.
+absl::Status UpdateMembership(Hsm& hsm, const std::string& group_id, const char* operation,
+                              const std::string& subject,
                               const std::function<absl::Status(v1::GroupMembership&)>& change) {
+  ASSIGN_OR_RETURN(auto identity_key, hsm.IdentityKey());
   return hsm.state().Update([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto m, internal::LoadMembership(tx, group_id));
     if (!m) {
       return absl::NotFoundError("this HSM is not a member of group '" + group_id + "'");
     }
     RETURN_IF_ERROR(change(*m));
-    return internal::SaveMembership(tx, *m);
+    RETURN_IF_ERROR(internal::SaveMembership(tx, *m));
+    return internal::AppendAudit(tx, identity_key,
+                                 AuditEvent{group_id, m->member_id(), operation, subject},
+                                 NowUnix());
   });
 }
 
@@ -77,7 +71,7 @@ std::string GroupIdOf(const crypto::PublicKey& group_ca_key) {
 absl::StatusOr<GroupSummary> CreateGroup(Hsm& hsm, const std::string& name,
                                          const std::optional<crypto::Certificate>& oem_root,
                                          int64_t now) {
-  RETURN_IF_ERROR(CheckName(name));
+  RETURN_IF_ERROR(internal::CheckGroupName(name));
   if (oem_root) RETURN_IF_ERROR(CheckOemRoot(*oem_root));
   if (now == 0) now = NowUnix();
   ASSIGN_OR_RETURN(auto identity_key, hsm.IdentityKey());
@@ -144,7 +138,10 @@ absl::StatusOr<GroupSummary> CreateGroup(Hsm& hsm, const std::string& name,
                            crypto::RandomSecret(32)};
   RETURN_IF_ERROR(hsm.state().Update([&](store::Transaction& tx) -> absl::Status {
     RETURN_IF_ERROR(internal::SaveMembership(tx, m));
-    return internal::SaveGroupKeys(tx, group_id, keys);
+    RETURN_IF_ERROR(internal::SaveGroupKeys(tx, group_id, keys));
+    return internal::AppendAudit(
+        tx, identity_key,
+        AuditEvent{group_id, founder_id.ToString(), audit_op::kGroupCreate, name}, now);
   }));
   return Summarize(m);
 }
@@ -200,10 +197,26 @@ absl::Status WriteGroupExport(const GroupExport& g, const std::string& dir) {
   return WriteFileAtomic(dir + "/member.crt", g.member.Pem());
 }
 
+absl::StatusOr<std::string> VerifyGroupEncryptionCert(
+    const std::vector<crypto::Certificate>& group_ca_chain, const crypto::Certificate& encryption,
+    const crypto::Certificate& supplier_root) {
+  int64_t now = NowUnix();
+  ASSIGN_OR_RETURN(auto group, internal::VerifyGroupCaChain(group_ca_chain, supplier_root, now));
+  absl::Status ok = internal::VerifyIssuedByGroup(encryption, CertKind::kGroupEncryption, group,
+                                                  supplier_root, now);
+  if (!ok.ok()) {
+    return absl::PermissionDeniedError("group encryption certificate is not genuine: " +
+                                       std::string(ok.message()));
+  }
+  return group.group_id;
+}
+
 absl::Status AddToPolicy(Hsm& hsm, const std::string& group_id, PolicyList list,
                          const std::string& serial) {
   RETURN_IF_ERROR(CheckSerialSyntax(serial));
-  return UpdateMembership(hsm, group_id, [&](v1::GroupMembership& m) -> absl::Status {
+  std::string subject = (list == PolicyList::kAllow ? "allow " : "deny ") + serial;
+  return UpdateMembership(hsm, group_id, audit_op::kPolicy, subject,
+                          [&](v1::GroupMembership& m) -> absl::Status {
     auto* target = list == PolicyList::kAllow ? m.mutable_group()->mutable_allow_serials()
                                               : m.mutable_group()->mutable_deny_serials();
     if (std::find(target->begin(), target->end(), serial) == target->end()) {
@@ -215,7 +228,8 @@ absl::Status AddToPolicy(Hsm& hsm, const std::string& group_id, PolicyList list,
 
 absl::Status TrustOem(Hsm& hsm, const std::string& group_id, const crypto::Certificate& oem_root) {
   RETURN_IF_ERROR(CheckOemRoot(oem_root));
-  return UpdateMembership(hsm, group_id, [&](v1::GroupMembership& m) -> absl::Status {
+  return UpdateMembership(hsm, group_id, audit_op::kTrustOem, oem_root.Fingerprint(),
+                          [&](v1::GroupMembership& m) -> absl::Status {
     m.mutable_group()->set_oem_root(ToBytes(oem_root));
     return absl::OkStatus();
   });

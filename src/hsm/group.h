@@ -57,6 +57,13 @@ absl::StatusOr<GroupExport> ExportGroup(Hsm& hsm, const std::string& group_id);
 // Writes DIR/group-ca-chain.pem, group-enc.crt, group-sign.crt, supplier-root.crt, member.crt.
 absl::Status WriteGroupExport(const GroupExport& g, const std::string& dir);
 
+// What an OEM checks before wrapping for a group: the group CA chain (group CA, founder identity,
+// supplier issuing) is genuine under `supplier_root` and `encryption` is the group's encryption
+// certificate. Returns the group id.
+absl::StatusOr<std::string> VerifyGroupEncryptionCert(
+    const std::vector<crypto::Certificate>& group_ca_chain, const crypto::Certificate& encryption,
+    const crypto::Certificate& supplier_root);
+
 enum class PolicyList { kAllow, kDeny };
 // Adds an HSM serial to the allow or deny list of this member's copy of the policy.
 absl::Status AddToPolicy(Hsm& hsm, const std::string& group_id, PolicyList list,

@@ -79,6 +79,18 @@ absl::StatusOr<std::string> ParseUtf8StringDer(const std::vector<uint8_t>& der) 
 
 }  // namespace
 
+absl::Status CheckGroupName(const std::string& name) {
+  if (name.empty() || name.size() > kMaxGroupName) {
+    return absl::InvalidArgumentError("group name must be 1 to 64 characters");
+  }
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError("group name may not hold control characters");
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::string MemberIdExtensionOid() { return std::string(kCladeArc) + ".2.1"; }
 
 absl::StatusOr<std::optional<v1::GroupMembership>> LoadMembership(const store::Transaction& tx,

@@ -33,7 +33,8 @@ absl::StatusOr<MemberId> MemberId::Parse(std::string_view text) {
 }
 
 absl::StatusOr<MemberId> MemberId::Child(uint64_t k) const {
-  if (k == 0 || k > 0xffffffffULL) {
+  if (k == 0) return absl::InvalidArgumentError("child numbers start at 1");
+  if (k > 0xffffffffULL) {
     return absl::ResourceExhaustedError("member " + ToString() + " has no child ids left");
   }
   if (parts_.size() >= kMaxDepth) {

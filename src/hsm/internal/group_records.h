@@ -24,6 +24,9 @@ inline constexpr char kGroupNs[] = "group";
 inline constexpr char kAnnouncementNs[] = "announcement";
 inline constexpr char kPendingNs[] = "pending";
 
+// 1 to 64 characters, no control characters (names are printed on operators' terminals).
+absl::Status CheckGroupName(const std::string& name);
+
 // Member id extension in member certificates: <arc>.2.1, a UTF8String.
 std::string MemberIdExtensionOid();
 

@@ -1,0 +1,167 @@
+// Checking an audit export offline against a group: who signed it, the hash chain, the
+// checkpoints, and the member id every entry of the group claims. Every refusal names the entry.
+#include <optional>
+#include <set>
+
+#include "base/clock.h"
+#include "clade/v1/audit.pb.h"
+#include "crypto/digest.h"
+#include "crypto/signature.h"
+#include "hsm/audit.h"
+#include "hsm/internal/group_records.h"
+#include "wire/envelope.h"
+
+namespace clade::hsm {
+namespace {
+
+constexpr size_t kDigestSize = 32;
+
+std::span<const uint8_t> Span(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+absl::Status Refuse(const std::string& what) { return absl::PermissionDeniedError(what); }
+
+std::string Entry(uint64_t seq) { return "audit entry " + std::to_string(seq); }
+std::string Checkpoint(uint64_t seq) { return "checkpoint at entry " + std::to_string(seq); }
+
+// Operations an HSM records before it has a member id in the group.
+bool IsPreMembership(const std::string& operation) { return operation == audit_op::kRequest; }
+
+// The member certificate, among the export's, that the group issued for the signer's key.
+absl::StatusOr<std::pair<crypto::Certificate, MemberId>> FindMemberCert(
+    const v1::AuditExport& ex, const crypto::PublicKey& signer_key,
+    const internal::VerifiedGroupCa& group, const crypto::Certificate& root, int64_t now) {
+  for (int i = 0; i < ex.member_certs_size(); ++i) {
+    auto cert = internal::CertFromBytes(ex.member_certs(i), "member certificate");
+    if (!cert.ok()) continue;
+    if (!cert->SubjectKey().Equals(signer_key)) continue;
+    if (!internal::VerifyIssuedByGroup(*cert, CertKind::kMember, group, root, now).ok()) continue;
+    auto id = internal::MemberIdOf(*cert);
+    if (!id.ok()) continue;
+    return std::make_pair(*std::move(cert), *std::move(id));
+  }
+  return Refuse("the audit export is not from a member of group " + group.group_id);
+}
+
+// Entry `seq` is not where it should be: out of order if the expected one comes later, else
+// missing.
+absl::Status MisplacedEntry(const std::vector<v1::AuditEntry>& entries, size_t pos) {
+  uint64_t want = pos + 1;
+  for (size_t j = pos + 1; j < entries.size(); ++j) {
+    if (entries[j].seq() == want) return Refuse(Entry(entries[pos].seq()) + " is out of order");
+  }
+  if (entries[pos].seq() < want) return Refuse(Entry(entries[pos].seq()) + " is out of order");
+  return Refuse("audit entry missing before " + std::to_string(entries[pos].seq()));
+}
+
+}  // namespace
+
+absl::StatusOr<AuditReport> VerifyAuditExport(
+    std::span<const uint8_t> export_bytes, const std::vector<crypto::Certificate>& group_ca_chain,
+    const crypto::Certificate& supplier_root, int64_t now) {
+  if (now == 0) now = NowUnix();
+  // 1. The envelope, signed by a genuine HSM.
+  ASSIGN_OR_RETURN(wire::Envelope env,
+                   wire::OpenMessage(export_bytes, kAuditExportType, kMaxAuditExport));
+  if (env.signer_chain.size() != 2) {
+    return Refuse(
+        "the audit export's signer chain must be HSM identity, supplier issuing CA; it has " +
+        std::to_string(env.signer_chain.size()) + " certificates");
+  }
+  auto signer = VerifyGenuineHsm(env.signer_chain[0], env.signer_chain[1], supplier_root, now);
+  if (!signer.ok()) {
+    return Refuse("the audit export is not signed by a genuine HSM: " +
+                  std::string(signer.status().message()));
+  }
+  const crypto::PublicKey& signer_key = signer->identity.SubjectKey();
+  v1::AuditExport ex;
+  if (!ex.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
+    return absl::InvalidArgumentError("malformed message: the " + std::string(kAuditExportType) +
+                                      " payload does not parse");
+  }
+
+  // 2. The signer is a member of the group checked.
+  ASSIGN_OR_RETURN(internal::VerifiedGroupCa group,
+                   internal::VerifyGroupCaChain(group_ca_chain, supplier_root, now));
+  ASSIGN_OR_RETURN(auto member, FindMemberCert(ex, signer_key, group, supplier_root, now));
+  const std::string member_id = member.second.ToString();
+  if (ex.hsm_serial() != signer->serial) {
+    return Refuse("the audit export names HSM '" + ex.hsm_serial() + "' but is signed by HSM '" +
+                  signer->serial + "'");
+  }
+
+  AuditReport report;
+  report.hsm_serial = signer->serial;
+  report.group_id = group.group_id;
+  report.member_id = member_id;
+
+  // 3. The entries: consecutive, each chained to the one before.
+  std::vector<v1::AuditEntry> entries(static_cast<size_t>(ex.entries_size()));
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const std::string& bytes = ex.entries(static_cast<int>(i));
+    if (!entries[i].ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::InvalidArgumentError("audit entry at position " + std::to_string(i + 1) +
+                                        " does not parse");
+    }
+  }
+  std::vector<std::vector<uint8_t>> digests;
+  digests.reserve(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const v1::AuditEntry& e = entries[i];
+    const uint64_t seq = i + 1;
+    if (e.seq() != seq) return MisplacedEntry(entries, i);
+    if (seq == 1) {
+      if (e.prev_digest() != std::string(kDigestSize, '\0')) {
+        return Refuse(Entry(1) + ": previous digest is not the zero digest of a first entry");
+      }
+    } else if (!crypto::ConstantTimeEquals(Span(e.prev_digest()), digests.back())) {
+      return Refuse(Entry(seq) + ": previous digest does not match entry " +
+                    std::to_string(seq - 1));
+    }
+    digests.push_back(crypto::Sha256(Span(ex.entries(static_cast<int>(i)))));
+    if (e.group_id() != group.group_id) continue;
+    if (e.member_id().empty()) {
+      if (!IsPreMembership(e.operation())) {
+        return Refuse(Entry(seq) + " (" + e.operation() + ") names no member id, the signer is " +
+                      member_id);
+      }
+    } else if (e.member_id() != member_id) {
+      return Refuse(Entry(seq) + " claims member id " + e.member_id() + ", the signer is " +
+                    member_id);
+    }
+    ++report.counts[e.member_id()][e.operation()];
+  }
+  const uint64_t n = entries.size();
+
+  // 4. The checkpoints: in order, each at an entry it matches, signed by the signer's identity
+  // key, none further than kCheckpointInterval from the one before, the last at the last entry.
+  uint64_t last = 0;
+  for (const v1::AuditCheckpoint& cp : ex.checkpoints()) {
+    const uint64_t seq = cp.seq();
+    if (seq <= last) return Refuse(Checkpoint(seq) + " is out of order");
+    if (seq > n) return Refuse(Checkpoint(seq) + " refers to a missing entry");
+    if (!crypto::ConstantTimeEquals(Span(cp.entry_digest()), digests[seq - 1])) {
+      return Refuse(Checkpoint(seq) + " does not match the entry");
+    }
+    std::vector<uint8_t> body =
+        internal::CheckpointBodyBytes(seq, Span(cp.entry_digest()), cp.time(), ex.hsm_serial());
+    if (!crypto::VerifyDsse(signer_key, internal::kAuditCheckpointType, body, Span(cp.signature()))
+             .ok()) {
+      return Refuse(Checkpoint(seq) + " is not signed by a member of group " + group.group_id);
+    }
+    if (seq - last > kCheckpointInterval) {
+      return Refuse("audit entries " + std::to_string(last + 1) + " to " + std::to_string(seq) +
+                    " are not covered by a checkpoint every " +
+                    std::to_string(kCheckpointInterval) + " entries");
+    }
+    last = seq;
+  }
+  if (last != n) return Refuse("the last audit entries are not covered by a checkpoint");
+
+  report.entries = n;
+  report.checkpoints = static_cast<uint64_t>(ex.checkpoints_size());
+  return report;
+}
+
+}  // namespace clade::hsm

@@ -1,0 +1,177 @@
+#include "hsm/job.h"
+
+#include "base/clock.h"
+#include "clade/v1/job.pb.h"
+#include "crypto/cms.h"
+#include "crypto/digest.h"
+#include "hsm/internal/group_records.h"
+#include "hsm/internal/jobs.h"
+#include "wire/envelope.h"
+
+namespace clade::hsm {
+namespace internal {
+
+absl::StatusOr<crypto::PrivateKey> KeyFromPkcs8DerOrPem(const crypto::SecretBytes& bytes) {
+  std::string_view text = bytes.RevealSecretAsString();
+  if (text.starts_with("-----BEGIN")) return crypto::PrivateKey::FromPem(bytes);
+  return crypto::PrivateKey::FromPkcs8Der(bytes);
+}
+
+absl::StatusOr<OpenedJob> OpenJob(std::span<const uint8_t> package) {
+  ASSIGN_OR_RETURN(wire::Envelope env,
+                   wire::OpenMessage(package, kJobPackageType, kMaxJobPackage));
+  v1::JobPackage parsed;
+  if (!parsed.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
+    return absl::InvalidArgumentError("malformed message: job package payload does not parse");
+  }
+  return OpenedJob{std::move(parsed), env.signer_chain.front()};
+}
+
+absl::StatusOr<CheckedJob> CheckJob(const OpenedJob& job, const v1::GroupMembership& m,
+                                    const crypto::PrivateKey& group_encryption_key, int64_t now) {
+  const v1::JobPackage& pkg = job.package;
+  const std::string& group_id = m.group().group_id();
+  if (m.group().oem_root().empty()) {
+    return absl::FailedPreconditionError("group " + group_id +
+                                         " trusts no OEM root yet (clade group trust-oem)");
+  }
+  ASSIGN_OR_RETURN(auto oem_root, CertFromBytes(m.group().oem_root(), "the group's OEM root"));
+  if (!(job.signer == oem_root)) {
+    return absl::PermissionDeniedError("package is not signed by the OEM root group " + group_id +
+                                       " trusts ('" + oem_root.Subject() + "')");
+  }
+  if (pkg.expires_at() != 0 && now > pkg.expires_at()) {
+    return absl::PermissionDeniedError("package expired at " + FormatTime(pkg.expires_at()));
+  }
+  RETURN_IF_ERROR(CheckSerialSyntax(pkg.job_id()).ok()
+                      ? absl::OkStatus()
+                      : absl::InvalidArgumentError(
+                            "job id '" + pkg.job_id() +
+                            "' must be 1 to 64 letters, digits, '.', '_' or '-'"));
+  ASSIGN_OR_RETURN(DeviceProfile profile, ParseProfile(pkg.profile_json()));
+  ASSIGN_OR_RETURN(auto chain, ChainFromBytes(pkg.device_ca_chain(), "device CA chain"));
+  if (chain.size() != 2 || !(chain[1] == oem_root)) {
+    return absl::PermissionDeniedError(
+        "device CA chain must be the device-issuing CA and the OEM root the group trusts");
+  }
+  crypto::VerifyOptions opts;
+  opts.at_time = now;
+  auto path = crypto::VerifyChain(chain[0], {}, oem_root, opts);
+  if (!path.ok()) {
+    return absl::PermissionDeniedError("device-issuing CA is not issued by the OEM root: " +
+                                       std::string(path.status().message()));
+  }
+  if (!chain[0].IsCa()) {
+    return absl::PermissionDeniedError("device-issuing CA '" + chain[0].Subject() +
+                                       "' is not a CA");
+  }
+  auto digest_ok = [](const std::string& data, const std::string& digest) {
+    auto d = crypto::Sha256(data);
+    return digest == std::string(d.begin(), d.end());
+  };
+  if ((!pkg.firmware().empty() || !pkg.firmware_sha256().empty()) &&
+      !digest_ok(pkg.firmware(), pkg.firmware_sha256())) {
+    return absl::PermissionDeniedError("firmware digest does not match the firmware");
+  }
+  if ((!pkg.config().empty() || !pkg.config_sha256().empty()) &&
+      !digest_ok(pkg.config(), pkg.config_sha256())) {
+    return absl::PermissionDeniedError("config digest does not match the config");
+  }
+  ASSIGN_OR_RETURN(auto enc_cert,
+                   CertFromBytes(m.group().encryption_cert(), "group encryption certificate"));
+  auto ca_key_bytes = crypto::CmsDecrypt(crypto::AsBytes(pkg.wrapped_ca_key()),
+                                         group_encryption_key, enc_cert);
+  if (!ca_key_bytes.ok()) {
+    return absl::PermissionDeniedError(
+        "the device CA key is not wrapped for this group's encryption key: " +
+        std::string(ca_key_bytes.status().message()));
+  }
+  auto ca_key = KeyFromPkcs8DerOrPem(*ca_key_bytes);
+  if (!ca_key.ok()) {
+    return absl::InvalidArgumentError("the wrapped device CA key is not a private key: " +
+                                      std::string(ca_key.status().message()));
+  }
+  if (!ca_key->Public().Equals(chain[0].SubjectKey())) {
+    return absl::PermissionDeniedError(
+        "the wrapped device CA key does not match the device-issuing CA certificate");
+  }
+  return CheckedJob{std::move(profile), std::move(chain), *std::move(ca_key)};
+}
+
+}  // namespace internal
+
+namespace {
+
+JobSummary Summarize(const v1::JobPackage& pkg, const DeviceProfile& profile,
+                     const std::string& ca_subject, uint64_t count) {
+  JobSummary s;
+  s.job_id = pkg.job_id();
+  s.group_id = pkg.group_id();
+  s.product = profile.product;
+  s.key_mode = profile.key_mode == DeviceKeyMode::kHsm ? "hsm" : "device";
+  s.device_ca_subject = ca_subject;
+  s.expires_at = pkg.expires_at();
+  s.devices_provisioned = count;
+  s.has_firmware = !pkg.firmware().empty();
+  s.has_config = !pkg.config().empty();
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package, int64_t now) {
+  if (now == 0) now = NowUnix();
+  ASSIGN_OR_RETURN(internal::OpenedJob job, internal::OpenJob(package));
+  const v1::JobPackage& pkg = job.package;
+  std::optional<v1::GroupMembership> m;
+  std::optional<internal::GroupKeys> keys;
+  RETURN_IF_ERROR(hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(m, internal::LoadMembership(tx, pkg.group_id()));
+    if (!m) return absl::OkStatus();
+    ASSIGN_OR_RETURN(keys, internal::LoadGroupKeys(tx, pkg.group_id()));
+    return absl::OkStatus();
+  }));
+  if (!m) {
+    return absl::PermissionDeniedError("package is for group " + pkg.group_id() +
+                                       "; this HSM is not a member of it");
+  }
+  ASSIGN_OR_RETURN(internal::CheckedJob checked,
+                   internal::CheckJob(job, *m, keys->encryption, now));
+  ASSIGN_OR_RETURN(auto identity_key, hsm.IdentityKey());
+  uint64_t count = 0;
+  RETURN_IF_ERROR(hsm.state().Update([&](store::Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(auto existing, tx.Get(internal::kJobNs, pkg.job_id()));
+    if (existing) {
+      if (*existing == std::vector<uint8_t>(package.begin(), package.end())) {
+        ASSIGN_OR_RETURN(count, internal::DeviceCount(tx, pkg.job_id()));
+        return absl::OkStatus();  // the same package again: nothing to do
+      }
+      return absl::AlreadyExistsError("job " + pkg.job_id() +
+                                      " is already imported with other content");
+    }
+    RETURN_IF_ERROR(tx.Put(internal::kJobNs, pkg.job_id(), package));
+    return internal::AppendAudit(
+        tx, identity_key,
+        AuditEvent{pkg.group_id(), m->member_id(), audit_op::kJobImport, pkg.job_id()}, now);
+  }));
+  return Summarize(pkg, checked.profile, checked.device_ca_chain[0].Subject(), count);
+}
+
+absl::StatusOr<std::vector<JobSummary>> ListJobs(Hsm& hsm) {
+  std::vector<JobSummary> out;
+  RETURN_IF_ERROR(hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(auto rows, tx.List(internal::kJobNs));
+    for (const auto& [job_id, bytes] : rows) {
+      ASSIGN_OR_RETURN(internal::OpenedJob job, internal::OpenJob(bytes));
+      ASSIGN_OR_RETURN(auto profile, ParseProfile(job.package.profile_json()));
+      ASSIGN_OR_RETURN(auto ca, internal::CertFromBytes(job.package.device_ca_chain(0),
+                                                        "device-issuing CA"));
+      ASSIGN_OR_RETURN(uint64_t count, internal::DeviceCount(tx, job_id));
+      out.push_back(Summarize(job.package, profile, ca.Subject(), count));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+}  // namespace clade::hsm

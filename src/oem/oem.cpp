@@ -1,0 +1,169 @@
+#include "oem/oem.h"
+
+#include "base/clock.h"
+#include "base/files.h"
+#include "clade/v1/job.pb.h"
+#include "crypto/cms.h"
+#include "crypto/digest.h"
+#include "crypto/signature.h"
+#include "hsm/group.h"
+#include "hsm/job.h"
+#include "hsm/pki.h"
+#include "hsm/profile.h"
+#include "wire/envelope.h"
+
+namespace clade::oem {
+namespace {
+
+constexpr int64_t kYear = 365 * 86400;
+
+absl::StatusOr<crypto::Certificate> LoadCert(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string pem, ReadFileString(path, crypto::kMaxChainPem));
+  auto cert = crypto::Certificate::FromPem(pem);
+  if (!cert.ok()) return Annotate(cert.status(), path);
+  return cert;
+}
+
+absl::StatusOr<crypto::PrivateKey> LoadKey(const std::string& path) {
+  RETURN_IF_ERROR(CheckPrivateFile(path));
+  ASSIGN_OR_RETURN(Bytes pem, ReadFileBytes(path, crypto::kMaxKeyEncoding));
+  auto key = crypto::PrivateKey::FromPem(crypto::SecretBytes::Adopt(pem));
+  if (!key.ok()) return Annotate(key.status(), path);
+  return key;
+}
+
+absl::Status WriteKey(const std::string& path, const crypto::PrivateKey& key) {
+  crypto::SecretBytes pem = key.ToPkcs8Pem();
+  auto bytes = pem.RevealSecret();
+  return WriteFileAtomic(path, bytes.data(), bytes.size(), 0600, /*exclusive=*/true);
+}
+
+std::string Str(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
+
+// A trial issue with throwaway keys catches a profile OpenSSL would refuse (an unknown subject
+// attribute, a bad OID) before the package leaves the OEM.
+absl::Status TrialIssue(const hsm::DeviceProfile& profile, const std::string& job_id, int64_t now) {
+  ASSIGN_OR_RETURN(auto ca_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
+  ASSIGN_OR_RETURN(auto dev_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
+  crypto::CertProfile ca;
+  ca.subject = {{"CN", "trial"}};
+  ca.not_after = crypto::kNoExpiry;
+  ca.is_ca = true;
+  ca.key_usage = {"keyCertSign"};
+  ASSIGN_OR_RETURN(auto ca_cert, crypto::IssueCertificate(ca, ca_key.Public(), nullptr, ca_key));
+  ASSIGN_OR_RETURN(auto cp, hsm::DeviceCertProfile(profile, job_id, "TRIAL-UID-0001", now));
+  auto trial = crypto::IssueCertificate(cp, dev_key.Public(), &ca_cert, ca_key);
+  if (!trial.ok()) return Annotate(trial.status(), "profile does not make a valid certificate");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Oem> Oem::Init(const std::string& dir, const std::string& name) {
+  if (name.empty() || name.size() > 64) {
+    return absl::InvalidArgumentError("OEM name must be 1 to 64 characters");
+  }
+  for (const char* f : {"/root.crt", "/issuing.crt", "/root.key", "/issuing.key"}) {
+    if (PathExists(dir + f)) {
+      return absl::AlreadyExistsError(dir + f + " already exists; refusing to overwrite an OEM");
+    }
+  }
+  RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  int64_t now = NowUnix();
+  ASSIGN_OR_RETURN(auto root_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
+  ASSIGN_OR_RETURN(auto issuing_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
+  crypto::CertProfile root_profile;
+  root_profile.subject = {{"CN", name + " Root CA"}, {"O", name}};
+  root_profile.not_after = now + 30 * kYear;
+  root_profile.is_ca = true;
+  root_profile.key_usage = {"keyCertSign", "cRLSign", "digitalSignature"};
+  ASSIGN_OR_RETURN(auto root,
+                   crypto::IssueCertificate(root_profile, root_key.Public(), nullptr, root_key));
+  crypto::CertProfile issuing_profile;
+  issuing_profile.subject = {{"CN", name + " Device Issuing CA"}, {"O", name}};
+  issuing_profile.not_after = now + 25 * kYear;
+  issuing_profile.is_ca = true;
+  issuing_profile.path_len = 0;
+  issuing_profile.key_usage = {"keyCertSign", "cRLSign"};
+  ASSIGN_OR_RETURN(auto issuing, crypto::IssueCertificate(issuing_profile, issuing_key.Public(),
+                                                          &root, root_key));
+  RETURN_IF_ERROR(WriteKey(dir + "/root.key", root_key));
+  RETURN_IF_ERROR(WriteKey(dir + "/issuing.key", issuing_key));
+  RETURN_IF_ERROR(WriteFileAtomic(dir + "/root.crt", root.Pem(), 0644, true));
+  RETURN_IF_ERROR(WriteFileAtomic(dir + "/issuing.crt", issuing.Pem(), 0644, true));
+  return Oem(dir, std::move(root), std::move(issuing));
+}
+
+absl::StatusOr<Oem> Oem::Load(const std::string& dir) {
+  ASSIGN_OR_RETURN(auto root, LoadCert(dir + "/root.crt"));
+  ASSIGN_OR_RETURN(auto issuing, LoadCert(dir + "/issuing.crt"));
+  auto path = crypto::VerifyChain(issuing, {}, root);
+  if (!path.ok()) return Annotate(path.status(), dir + "/issuing.crt");
+  return Oem(dir, std::move(root), std::move(issuing));
+}
+
+absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now) const {
+  if (now == 0) now = NowUnix();
+  if (hsm::CheckSerialSyntax(o.job_id).ok() == false) {
+    return absl::InvalidArgumentError("job id '" + o.job_id +
+                                      "' must be 1 to 64 letters, digits, '.', '_' or '-'");
+  }
+  if (o.expires_at != 0 && o.expires_at <= now) {
+    return absl::InvalidArgumentError("--expires is in the past");
+  }
+  // The group: verified up to the supplier root before anything is wrapped for it.
+  const std::string& g = o.group_export_dir;
+  ASSIGN_OR_RETURN(std::string chain_pem, ReadFileString(g + "/group-ca-chain.pem", crypto::kMaxChainPem));
+  auto chain = crypto::Certificate::ChainFromPem(chain_pem);
+  if (!chain.ok()) return Annotate(chain.status(), g + "/group-ca-chain.pem");
+  ASSIGN_OR_RETURN(auto enc, LoadCert(g + "/group-enc.crt"));
+  ASSIGN_OR_RETURN(auto supplier_root, LoadCert(g + "/supplier-root.crt"));
+  if (o.pinned_supplier_root && !(*o.pinned_supplier_root == supplier_root)) {
+    return absl::PermissionDeniedError(
+        "the group export's supplier root is not the supplier root you pinned (--supplier-root)");
+  }
+  auto group_id = hsm::VerifyGroupEncryptionCert(*chain, enc, supplier_root);
+  if (!group_id.ok()) {
+    return Annotate(group_id.status(), "the group in " + g + " is not genuine");
+  }
+  ASSIGN_OR_RETURN(hsm::DeviceProfile profile, hsm::ParseProfile(o.profile_json));
+  RETURN_IF_ERROR(TrialIssue(profile, o.job_id, now));
+
+  v1::JobPackage pkg;
+  pkg.set_job_id(o.job_id);
+  pkg.set_group_id(*group_id);
+  pkg.set_profile_json(o.profile_json);
+  pkg.add_device_ca_chain(Str(issuing_.Der()));
+  pkg.add_device_ca_chain(Str(root_.Der()));
+  if (o.wrapped_ca_key) {
+    if (o.wrapped_ca_key->empty()) return absl::InvalidArgumentError("--wrapped-ca-key is empty");
+    // A PEM envelope ("-----BEGIN CMS-----") is kept as is; the HSM reads both forms.
+    pkg.set_wrapped_ca_key(Str(*o.wrapped_ca_key));
+  } else {
+    ASSIGN_OR_RETURN(auto issuing_key, LoadKey(dir_ + "/issuing.key"));
+    if (!issuing_key.Public().Equals(issuing_.SubjectKey())) {
+      return absl::InvalidArgumentError(dir_ + "/issuing.key does not match " + dir_ +
+                                        "/issuing.crt");
+    }
+    crypto::SecretBytes der = issuing_key.ToPkcs8Der();
+    ASSIGN_OR_RETURN(auto wrapped, crypto::CmsEncrypt(der.RevealSecret(), enc));
+    pkg.set_wrapped_ca_key(Str(wrapped));
+  }
+  if (!o.firmware.empty()) {
+    pkg.set_firmware(Str(o.firmware));
+    pkg.set_firmware_sha256(Str(crypto::Sha256(o.firmware)));
+  }
+  if (!o.config.empty()) {
+    pkg.set_config(Str(o.config));
+    pkg.set_config_sha256(Str(crypto::Sha256(o.config)));
+  }
+  pkg.set_issued_at(now);
+  pkg.set_expires_at(o.expires_at);
+  ASSIGN_OR_RETURN(auto root_key, LoadKey(dir_ + "/root.key"));
+  std::string payload = pkg.SerializeAsString();
+  ASSIGN_OR_RETURN(auto sealed, wire::SealMessage(hsm::kJobPackageType, crypto::AsBytes(payload),
+                                                  root_key, {root_}));
+  return PackageSummary{std::move(sealed), *group_id, supplier_root.Fingerprint()};
+}
+
+}  // namespace clade::oem

@@ -1,0 +1,62 @@
+// The OEM (DESIGN §1, §4.3): a root CA and a device-issuing CA (both P-256) in a directory O —
+//   O/root.crt  O/issuing.crt  (PEM)    O/root.key  O/issuing.key  (PKCS#8 PEM, mode 0600)
+// — and job packages for a group. The OEM's own HSM is out of scope: the keys are files here.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "crypto/key.h"
+#include "crypto/x509.h"
+
+namespace clade::oem {
+
+struct PackageOptions {
+  std::string job_id;
+  std::string group_export_dir;  // as written by `clade group export`
+  std::optional<crypto::Certificate> pinned_supplier_root;  // if set, must equal the export's
+  std::string profile_json;
+  std::vector<uint8_t> firmware;
+  std::vector<uint8_t> config;
+  int64_t expires_at = 0;  // 0 = none
+  // An envelope the OEM made itself (`openssl cms -encrypt -recip group-enc.crt`), DER or PEM;
+  // when set, Clade never sees the device-issuing CA key.
+  std::optional<std::vector<uint8_t>> wrapped_ca_key;
+};
+
+struct PackageSummary {
+  std::vector<uint8_t> package;  // the signed message
+  std::string group_id;
+  std::string supplier_root_fingerprint;
+};
+
+class Oem {
+ public:
+  // Creates O with a new root CA and device-issuing CA. Refuses if any of the files exists.
+  static absl::StatusOr<Oem> Init(const std::string& dir, const std::string& name);
+  // Loads O. The issuing key is optional (absent when the OEM wraps it with openssl itself).
+  static absl::StatusOr<Oem> Load(const std::string& dir);
+
+  const crypto::Certificate& root() const { return root_; }
+  const crypto::Certificate& issuing() const { return issuing_; }
+
+  // Verifies the group export up to its supplier root (pinned if given), checks the profile,
+  // wraps the device-issuing CA key for the group encryption certificate (unless an envelope is
+  // given) and signs the package with the OEM root key.
+  absl::StatusOr<PackageSummary> Package(const PackageOptions& options, int64_t now = 0) const;
+
+  Oem(Oem&&) noexcept = default;
+  Oem& operator=(Oem&&) noexcept = default;
+
+ private:
+  Oem(std::string dir, crypto::Certificate root, crypto::Certificate issuing)
+      : dir_(std::move(dir)), root_(std::move(root)), issuing_(std::move(issuing)) {}
+  std::string dir_;
+  crypto::Certificate root_;
+  crypto::Certificate issuing_;
+};
+
+}  // namespace clade::oem
