@@ -13,11 +13,11 @@
 namespace clade::cli {
 namespace {
 
-// "2027-01-31", "2027-01-31T12:00:00Z" or "20270131120000Z".
+// "2027-01-31" or "2027-01-31T12:00:00Z".
 absl::StatusOr<int64_t> ParseDate(const std::string& text) {
   absl::Time t;
   std::string err;
-  for (const char* fmt : {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d", "%Y%m%d%H%M%SZ"}) {
+  for (const char* fmt : {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"}) {
     if (absl::ParseTime(fmt, text, absl::UTCTimeZone(), &t, &err)) return absl::ToUnixSeconds(t);
   }
   return absl::InvalidArgumentError("invalid date '" + text +

@@ -3,12 +3,14 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 
 namespace clade::hsm {
 namespace {
 
-using Json = nlohmann::json;
+// ordered_json keeps the subject attributes in the order the OEM wrote them.
+using Json = nlohmann::ordered_json;
 
 absl::Status Bad(const std::string& what) {
   return absl::InvalidArgumentError("profile: " + what);
@@ -36,14 +38,25 @@ absl::StatusOr<std::vector<std::string>> StringList(const Json& obj, const std::
 }
 
 absl::StatusOr<int64_t> ParseGeneralizedTime(const std::string& text) {
-  absl::Time t;
-  std::string err;
-  if (text.size() != 15 ||
-      !absl::ParseTime("%Y%m%d%H%M%SZ", text, absl::UTCTimeZone(), &t, &err)) {
-    return Bad("validity.not_after must be a GeneralizedTime like 99991231235959Z, not '" + text +
-               "'");
+  auto bad = Bad("validity.not_after must be a GeneralizedTime like 99991231235959Z, not '" +
+                 text + "'");
+  if (text.size() != 15 || text[14] != 'Z') return bad;
+  int v[6] = {0};
+  const int widths[6] = {4, 2, 2, 2, 2, 2};
+  size_t at = 0;
+  for (int i = 0; i < 6; ++i) {
+    for (int k = 0; k < widths[i]; ++k, ++at) {
+      if (text[at] < '0' || text[at] > '9') return bad;
+      v[i] = v[i] * 10 + (text[at] - '0');
+    }
   }
-  return absl::ToUnixSeconds(t);
+  // Fields are parsed by position: strftime-style %Y would swallow every digit.
+  absl::CivilSecond cs(v[0], v[1], v[2], v[3], v[4], v[5]);
+  if (cs.year() != v[0] || cs.month() != v[1] || cs.day() != v[2] || cs.hour() != v[3] ||
+      cs.minute() != v[4] || cs.second() != v[5]) {
+    return bad;  // normalised: the date did not exist (e.g. month 13)
+  }
+  return absl::ToUnixSeconds(absl::FromCivil(cs, absl::UTCTimeZone()));
 }
 
 std::vector<uint8_t> Utf8Der(const std::string& s) {
