@@ -111,7 +111,8 @@ void AddInfo(CLI::App& hsm_cmd, Dispatch& dispatch) {
       nlohmann::json group_json = nlohmann::json::array();
       for (const auto& g : groups) {
         info.groups.push_back(g.name + " (" + g.group_id + ") as member " + g.member_id);
-        group_json.push_back({{"group_id", g.group_id}, {"name", g.name}, {"member_id", g.member_id}});
+        group_json.push_back(
+            {{"group_id", g.group_id}, {"name", g.name}, {"member_id", g.member_id}});
       }
       if (a->json) {
         nlohmann::json j = {{"serial", info.serial},

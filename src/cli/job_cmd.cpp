@@ -96,7 +96,8 @@ void AddProvision(CLI::App& app, Dispatch& dispatch) {
   auto* csr = cmd->add_option("--csr", a->csr,
                               "Device key mode: the chip's PKCS#10 request (its self-signature "
                               "is checked)");
-  auto* gen = cmd->add_flag("--generate-key", a->generate, "HSM key mode: the member makes the key");
+  auto* gen =
+      cmd->add_flag("--generate-key", a->generate, "HSM key mode: the member makes the key");
   cmd->add_option("--transport-key", a->transport_key,
                   "With --generate-key: the device's transport certificate or public key (PEM) "
                   "to wrap the key to");
@@ -170,8 +171,8 @@ void AddProvision(CLI::App& app, Dispatch& dispatch) {
 }  // namespace
 
 void AddJobCommands(CLI::App& app, Dispatch& dispatch) {
-  CLI::App* job = app.add_subcommand(
-      "job", "OEM jobs on a member: import a package, list what is imported");
+  CLI::App* job =
+      app.add_subcommand("job", "OEM jobs on a member: import a package, list what is imported");
   job->require_subcommand(1);
   AddImport(*job, dispatch);
   AddList(*job, dispatch);

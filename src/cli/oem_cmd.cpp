@@ -2,7 +2,6 @@
 #include <iostream>
 
 #include "absl/time/time.h"
-
 #include "base/clock.h"
 #include "base/files.h"
 #include "cli/commands.h"
@@ -42,8 +41,7 @@ void AddInit(CLI::App& oem, Dispatch& dispatch) {
       std::cout << "OEM root CA:          " << a->dir << "/root.crt\n"
                 << "  fingerprint:        " << o.root().Fingerprint() << "\n"
                 << "device-issuing CA:    " << a->dir << "/issuing.crt\n"
-                << "keys (mode 0600):     " << a->dir << "/root.key, " << a->dir
-                << "/issuing.key\n"
+                << "keys (mode 0600):     " << a->dir << "/root.key, " << a->dir << "/issuing.key\n"
                 << "next: give root.crt to the group (`clade group create --oem-root` or "
                    "`clade group trust-oem`)\n";
       return absl::OkStatus();

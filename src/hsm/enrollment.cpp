@@ -55,8 +55,9 @@ absl::Status RequireNonce(const std::string& nonce, const std::string& type) {
 absl::StatusOr<GenuineHsm> GenuineSigner(const wire::Envelope& env, const crypto::Certificate& root,
                                          int64_t now, const std::string& who) {
   if (env.signer_chain.size() != 2) {
-    return Refuse(who + " is not a genuine HSM: the signer chain must be an HSM identity "
-                        "certificate and the supplier issuing CA");
+    return Refuse(who +
+                  " is not a genuine HSM: the signer chain must be an HSM identity "
+                  "certificate and the supplier issuing CA");
   }
   auto genuine = VerifyGenuineHsm(env.signer_chain[0], env.signer_chain[1], root, now);
   if (!genuine.ok()) return Refuse(who + " is not a genuine HSM", genuine.status());
@@ -84,7 +85,8 @@ absl::Status PutRecord(store::Transaction& tx, const char* ns, const std::string
 // `key` is the HSM's identity key, unsealed by the caller before its transaction starts (the
 // store does not nest transactions).
 absl::StatusOr<std::vector<uint8_t>> Seal(const Hsm& hsm, const crypto::PrivateKey& key,
-                                          const char* type, const google::protobuf::MessageLite& m) {
+                                          const char* type,
+                                          const google::protobuf::MessageLite& m) {
   std::string payload = m.SerializeAsString();
   return wire::SealMessage(type, crypto::AsBytes(payload), key, hsm.IdentityChain());
 }
@@ -124,11 +126,10 @@ absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& g
     rec.set_group_id(group_id);
     rec.set_expires_at(ann.expires_at());
     RETURN_IF_ERROR(PutRecord(tx, internal::kAnnouncementNs, crypto::Hex(Digest(sealed)), rec));
-    return internal::AppendAudit(
-        tx, identity_key,
-        AuditEvent{group_id, m->member_id(), audit_op::kAnnounce,
-                   "expires " + FormatTime(ann.expires_at())},
-        now);
+    return internal::AppendAudit(tx, identity_key,
+                                 AuditEvent{group_id, m->member_id(), audit_op::kAnnounce,
+                                            "expires " + FormatTime(ann.expires_at())},
+                                 now);
   }));
   return sealed;
 }
@@ -230,8 +231,8 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
   out.candidate_serial = cand.serial;
   RETURN_IF_ERROR(sponsor.state().Update([&](store::Transaction& tx) -> absl::Status {
     std::string ann_key = DigestKey(req.announcement_digest());
-    ASSIGN_OR_RETURN(auto rec, GetRecord<v1::IssuedAnnouncement>(tx, internal::kAnnouncementNs,
-                                                                 ann_key));
+    ASSIGN_OR_RETURN(auto rec,
+                     GetRecord<v1::IssuedAnnouncement>(tx, internal::kAnnouncementNs, ann_key));
     if (!rec) return Refuse("request does not answer an announcement of this sponsor");
     if (rec->used()) {
       return Refuse("announcement was already used (it admitted " + rec->admitted_serial() +
@@ -245,7 +246,8 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
                     rec->group_id());
     }
     ASSIGN_OR_RETURN(auto m, internal::LoadMembership(tx, rec->group_id()));
-    if (!m) return absl::NotFoundError("this HSM is no longer a member of group " + rec->group_id());
+    if (!m)
+      return absl::NotFoundError("this HSM is no longer a member of group " + rec->group_id());
     const auto& deny = m->group().deny_serials();
     const auto& allow = m->group().allow_serials();
     if (std::find(deny.begin(), deny.end(), cand.serial) != deny.end()) {
@@ -261,12 +263,13 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
     }
     ASSIGN_OR_RETURN(MemberId own_id, MemberId::Parse(m->member_id()));
     ASSIGN_OR_RETURN(MemberId child_id, own_id.Child(uint64_t{m->child_counter()} + 1));
-    ASSIGN_OR_RETURN(auto chain, internal::ChainFromBytes(m->group().group_ca_chain(), "group CA chain"));
+    ASSIGN_OR_RETURN(auto chain,
+                     internal::ChainFromBytes(m->group().group_ca_chain(), "group CA chain"));
     ASSIGN_OR_RETURN(auto group, internal::VerifyGroupCaChain(chain, root, now));
     ASSIGN_OR_RETURN(auto keys, internal::LoadGroupKeys(tx, rec->group_id()));
-    ASSIGN_OR_RETURN(auto member_cert,
-                     internal::IssueMemberCert(group, keys.group_ca, cand.identity.SubjectKey(),
-                                               child_id, cand.serial, m->group().group_name(), now));
+    ASSIGN_OR_RETURN(auto member_cert, internal::IssueMemberCert(
+                                           group, keys.group_ca, cand.identity.SubjectKey(),
+                                           child_id, cand.serial, m->group().group_name(), now));
     // The group secrets are wrapped for the candidate's wrap certificate only (DESIGN §4.1).
     crypto::SecretBytes secrets = internal::SerializeSecrets(keys);
     ASSIGN_OR_RETURN(auto wrapped, crypto::CmsEncrypt(secrets.RevealSecret(), *wrap));
@@ -293,11 +296,10 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
     child->set_enrolled_at(now);
     RETURN_IF_ERROR(internal::SaveMembership(tx, *m));
     out.member_id = child_id.ToString();
-    return internal::AppendAudit(
-        tx, identity_key,
-        AuditEvent{rec->group_id(), m->member_id(), audit_op::kAdmit,
-                   cand.serial + " as " + child_id.ToString()},
-        now);
+    return internal::AppendAudit(tx, identity_key,
+                                 AuditEvent{rec->group_id(), m->member_id(), audit_op::kAdmit,
+                                            cand.serial + " as " + child_id.ToString()},
+                                 now);
   }));
   return out;
 }
@@ -330,8 +332,8 @@ absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, i
                     pending->group_name() + "'");
     }
     if (resp.sponsor_member_id() != pending->sponsor_member_id()) {
-      return Refuse("response names sponsor " + resp.sponsor_member_id() +
-                    ", the announcement " + pending->sponsor_member_id());
+      return Refuse("response names sponsor " + resp.sponsor_member_id() + ", the announcement " +
+                    pending->sponsor_member_id());
     }
     // The sponsor admits only on an unexpired announcement; a response dated later is not one.
     if (resp.issued_at() > pending->announcement_expires_at() + kClockSkew) {
@@ -351,7 +353,8 @@ absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, i
                     existing->member_id() + ")");
     }
     auto member = internal::CertFromBytes(resp.member_cert(), "member certificate");
-    if (!member.ok()) return Refuse("member certificate is not issued by the group CA", member.status());
+    if (!member.ok())
+      return Refuse("member certificate is not issued by the group CA", member.status());
     absl::Status issued =
         internal::VerifyIssuedByGroup(*member, CertKind::kMember, group, root, now);
     if (!issued.ok()) return Refuse("member certificate is not issued by the group CA", issued);
@@ -366,8 +369,8 @@ absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, i
     }
     ASSIGN_OR_RETURN(MemberId cert_id, internal::MemberIdOf(*member));
     if (!(cert_id == *id)) {
-      return Refuse("member certificate names member id " + cert_id.ToString() +
-                    ", the response " + id->ToString());
+      return Refuse("member certificate names member id " + cert_id.ToString() + ", the response " +
+                    id->ToString());
     }
     auto enc = internal::CertFromBytes(pub.encryption_cert(), "group encryption certificate");
     if (!enc.ok()) return Refuse("group encryption certificate is not genuine", enc.status());

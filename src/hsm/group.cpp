@@ -55,9 +55,8 @@ absl::Status UpdateMembership(Hsm& hsm, const std::string& group_id, const char*
     }
     RETURN_IF_ERROR(change(*m));
     RETURN_IF_ERROR(internal::SaveMembership(tx, *m));
-    return internal::AppendAudit(tx, identity_key,
-                                 AuditEvent{group_id, m->member_id(), operation, subject},
-                                 NowUnix());
+    return internal::AppendAudit(
+        tx, identity_key, AuditEvent{group_id, m->member_id(), operation, subject}, NowUnix());
   });
 }
 
@@ -103,16 +102,14 @@ absl::StatusOr<GroupSummary> CreateGroup(Hsm& hsm, const std::string& name,
     p.policies = {KindOid(kind)};
     return p;
   };
-  ASSIGN_OR_RETURN(
-      auto enc_cert,
-      crypto::IssueCertificate(leaf("Clade group " + name + " encryption", "keyAgreement",
-                                    CertKind::kGroupEncryption),
-                               enc_key.Public(), &ca_cert, ca_key));
-  ASSIGN_OR_RETURN(
-      auto sign_cert,
-      crypto::IssueCertificate(leaf("Clade group " + name + " signing", "digitalSignature",
-                                    CertKind::kGroupSigning),
-                               sign_key.Public(), &ca_cert, ca_key));
+  ASSIGN_OR_RETURN(auto enc_cert,
+                   crypto::IssueCertificate(leaf("Clade group " + name + " encryption",
+                                                 "keyAgreement", CertKind::kGroupEncryption),
+                                            enc_key.Public(), &ca_cert, ca_key));
+  ASSIGN_OR_RETURN(auto sign_cert,
+                   crypto::IssueCertificate(leaf("Clade group " + name + " signing",
+                                                 "digitalSignature", CertKind::kGroupSigning),
+                                            sign_key.Public(), &ca_cert, ca_key));
   MemberId founder_id = MemberId::Founder();
   ASSIGN_OR_RETURN(auto member_cert,
                    internal::IssueMemberCert(group, ca_key, founder.SubjectKey(), founder_id,
@@ -140,8 +137,8 @@ absl::StatusOr<GroupSummary> CreateGroup(Hsm& hsm, const std::string& name,
     RETURN_IF_ERROR(internal::SaveMembership(tx, m));
     RETURN_IF_ERROR(internal::SaveGroupKeys(tx, group_id, keys));
     return internal::AppendAudit(
-        tx, identity_key,
-        AuditEvent{group_id, founder_id.ToString(), audit_op::kGroupCreate, name}, now);
+        tx, identity_key, AuditEvent{group_id, founder_id.ToString(), audit_op::kGroupCreate, name},
+        now);
   }));
   return Summarize(m);
 }
@@ -179,9 +176,12 @@ absl::StatusOr<GroupExport> ExportGroup(Hsm& hsm, const std::string& group_id) {
     return absl::OkStatus();
   }));
   if (!m) return absl::NotFoundError("this HSM is not a member of group '" + group_id + "'");
-  ASSIGN_OR_RETURN(auto chain, internal::ChainFromBytes(m->group().group_ca_chain(), "group CA chain"));
-  ASSIGN_OR_RETURN(auto enc, internal::CertFromBytes(m->group().encryption_cert(), "group encryption certificate"));
-  ASSIGN_OR_RETURN(auto sign, internal::CertFromBytes(m->group().signing_cert(), "group signing certificate"));
+  ASSIGN_OR_RETURN(auto chain,
+                   internal::ChainFromBytes(m->group().group_ca_chain(), "group CA chain"));
+  ASSIGN_OR_RETURN(auto enc, internal::CertFromBytes(m->group().encryption_cert(),
+                                                     "group encryption certificate"));
+  ASSIGN_OR_RETURN(auto sign,
+                   internal::CertFromBytes(m->group().signing_cert(), "group signing certificate"));
   ASSIGN_OR_RETURN(auto member, internal::CertFromBytes(m->member_cert(), "member certificate"));
   return GroupExport{std::move(chain), std::move(enc), std::move(sign), hsm.supplier_root(),
                      std::move(member)};
@@ -215,24 +215,24 @@ absl::Status AddToPolicy(Hsm& hsm, const std::string& group_id, PolicyList list,
                          const std::string& serial) {
   RETURN_IF_ERROR(CheckSerialSyntax(serial));
   std::string subject = (list == PolicyList::kAllow ? "allow " : "deny ") + serial;
-  return UpdateMembership(hsm, group_id, audit_op::kPolicy, subject,
-                          [&](v1::GroupMembership& m) -> absl::Status {
-    auto* target = list == PolicyList::kAllow ? m.mutable_group()->mutable_allow_serials()
-                                              : m.mutable_group()->mutable_deny_serials();
-    if (std::find(target->begin(), target->end(), serial) == target->end()) {
-      target->Add(std::string(serial));
-    }
-    return absl::OkStatus();
-  });
+  return UpdateMembership(
+      hsm, group_id, audit_op::kPolicy, subject, [&](v1::GroupMembership& m) -> absl::Status {
+        auto* target = list == PolicyList::kAllow ? m.mutable_group()->mutable_allow_serials()
+                                                  : m.mutable_group()->mutable_deny_serials();
+        if (std::find(target->begin(), target->end(), serial) == target->end()) {
+          target->Add(std::string(serial));
+        }
+        return absl::OkStatus();
+      });
 }
 
 absl::Status TrustOem(Hsm& hsm, const std::string& group_id, const crypto::Certificate& oem_root) {
   RETURN_IF_ERROR(CheckOemRoot(oem_root));
   return UpdateMembership(hsm, group_id, audit_op::kTrustOem, oem_root.Fingerprint(),
                           [&](v1::GroupMembership& m) -> absl::Status {
-    m.mutable_group()->set_oem_root(ToBytes(oem_root));
-    return absl::OkStatus();
-  });
+                            m.mutable_group()->set_oem_root(ToBytes(oem_root));
+                            return absl::OkStatus();
+                          });
 }
 
 }  // namespace clade::hsm

@@ -1,8 +1,9 @@
+#include "hsm/internal/group_records.h"
+
 #include <openssl/crypto.h>
 
 #include "crypto/digest.h"
 #include "hsm/group.h"
-#include "hsm/internal/group_records.h"
 
 namespace clade::hsm::internal {
 namespace {
@@ -162,8 +163,8 @@ absl::Status SaveGroupKeys(store::Transaction& tx, const std::string& group_id,
 
 absl::StatusOr<crypto::Certificate> CertFromBytes(const std::string& der, const std::string& what) {
   if (der.empty()) return absl::InvalidArgumentError(what + " is missing");
-  auto cert = crypto::Certificate::FromDer(
-      {reinterpret_cast<const uint8_t*>(der.data()), der.size()});
+  auto cert =
+      crypto::Certificate::FromDer({reinterpret_cast<const uint8_t*>(der.data()), der.size()});
   if (!cert.ok()) return Annotate(cert.status(), what);
   return cert;
 }
@@ -215,9 +216,9 @@ absl::Status VerifyIssuedByGroup(const crypto::Certificate& cert, CertKind kind,
   RETURN_IF_ERROR(RequireKind(cert, kind));
   crypto::VerifyOptions opts;
   opts.at_time = now;
-  ASSIGN_OR_RETURN(auto path,
-                   crypto::VerifyChain(cert, {group.group_ca, group.founder, group.issuing}, root,
-                                       opts));
+  ASSIGN_OR_RETURN(
+      auto path,
+      crypto::VerifyChain(cert, {group.group_ca, group.founder, group.issuing}, root, opts));
   if (path.size() != 5 || !(path[1] == group.group_ca)) {
     return absl::PermissionDeniedError("certificate '" + cert.Subject() +
                                        "' is not issued directly by the group CA");

@@ -18,8 +18,7 @@ absl::StatusOr<crypto::PrivateKey> KeyFromPkcs8DerOrPem(const crypto::SecretByte
 }
 
 absl::StatusOr<OpenedJob> OpenJob(std::span<const uint8_t> package) {
-  ASSIGN_OR_RETURN(wire::Envelope env,
-                   wire::OpenMessage(package, kJobPackageType, kMaxJobPackage));
+  ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(package, kJobPackageType, kMaxJobPackage));
   v1::JobPackage parsed;
   if (!parsed.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
     return absl::InvalidArgumentError("malformed message: job package payload does not parse");
@@ -43,11 +42,11 @@ absl::StatusOr<CheckedJob> CheckJob(const OpenedJob& job, const v1::GroupMembers
   if (pkg.expires_at() != 0 && now > pkg.expires_at()) {
     return absl::PermissionDeniedError("package expired at " + FormatTime(pkg.expires_at()));
   }
-  RETURN_IF_ERROR(CheckSerialSyntax(pkg.job_id()).ok()
-                      ? absl::OkStatus()
-                      : absl::InvalidArgumentError(
-                            "job id '" + pkg.job_id() +
-                            "' must be 1 to 64 letters, digits, '.', '_' or '-'"));
+  RETURN_IF_ERROR(
+      CheckSerialSyntax(pkg.job_id()).ok()
+          ? absl::OkStatus()
+          : absl::InvalidArgumentError("job id '" + pkg.job_id() +
+                                       "' must be 1 to 64 letters, digits, '.', '_' or '-'"));
   ASSIGN_OR_RETURN(DeviceProfile profile, ParseProfile(pkg.profile_json()));
   ASSIGN_OR_RETURN(auto chain, ChainFromBytes(pkg.device_ca_chain(), "device CA chain"));
   if (chain.size() != 2 || !(chain[1] == oem_root)) {
@@ -79,8 +78,8 @@ absl::StatusOr<CheckedJob> CheckJob(const OpenedJob& job, const v1::GroupMembers
   }
   ASSIGN_OR_RETURN(auto enc_cert,
                    CertFromBytes(m.group().encryption_cert(), "group encryption certificate"));
-  auto ca_key_bytes = crypto::CmsDecrypt(crypto::AsBytes(pkg.wrapped_ca_key()),
-                                         group_encryption_key, enc_cert);
+  auto ca_key_bytes =
+      crypto::CmsDecrypt(crypto::AsBytes(pkg.wrapped_ca_key()), group_encryption_key, enc_cert);
   if (!ca_key_bytes.ok()) {
     return absl::PermissionDeniedError(
         "the device CA key is not wrapped for this group's encryption key: " +
@@ -164,8 +163,8 @@ absl::StatusOr<std::vector<JobSummary>> ListJobs(Hsm& hsm) {
     for (const auto& [job_id, bytes] : rows) {
       ASSIGN_OR_RETURN(internal::OpenedJob job, internal::OpenJob(bytes));
       ASSIGN_OR_RETURN(auto profile, ParseProfile(job.package.profile_json()));
-      ASSIGN_OR_RETURN(auto ca, internal::CertFromBytes(job.package.device_ca_chain(0),
-                                                        "device-issuing CA"));
+      ASSIGN_OR_RETURN(
+          auto ca, internal::CertFromBytes(job.package.device_ca_chain(0), "device-issuing CA"));
       ASSIGN_OR_RETURN(uint64_t count, internal::DeviceCount(tx, job_id));
       out.push_back(Summarize(job.package, profile, ca.Subject(), count));
     }

@@ -33,7 +33,7 @@ struct JobSummary {
   std::string product;
   std::string key_mode;  // "device" or "hsm"
   std::string device_ca_subject;
-  int64_t expires_at = 0;  // 0 = none
+  int64_t expires_at = 0;            // 0 = none
   uint64_t devices_provisioned = 0;  // by this member
   bool has_firmware = false;
   bool has_config = false;
@@ -65,10 +65,10 @@ struct DeviceRequest {
 struct ProvisioningData {
   crypto::Certificate device_cert;
   std::vector<crypto::Certificate> chain;  // device-issuing CA, OEM root
-  std::vector<uint8_t> key_envelope;      // CMS of the PKCS#8 device key (hsm mode, transport key)
-  crypto::SecretBytes plain_key;          // PKCS#8 PEM (hsm mode, profile allows, no transport key)
-  std::vector<uint8_t> record;            // signed ProvisioningRecord message
-  std::span<const uint8_t> firmware;      // views into the job; empty when the job has none
+  std::vector<uint8_t> key_envelope;       // CMS of the PKCS#8 device key (hsm mode, transport key)
+  crypto::SecretBytes plain_key;      // PKCS#8 PEM (hsm mode, profile allows, no transport key)
+  std::vector<uint8_t> record;        // signed ProvisioningRecord message
+  std::span<const uint8_t> firmware;  // views into the job; empty when the job has none
   std::span<const uint8_t> config;
 };
 

@@ -12,9 +12,7 @@ namespace {
 // ordered_json keeps the subject attributes in the order the OEM wrote them.
 using Json = nlohmann::ordered_json;
 
-absl::Status Bad(const std::string& what) {
-  return absl::InvalidArgumentError("profile: " + what);
-}
+absl::Status Bad(const std::string& what) { return absl::InvalidArgumentError("profile: " + what); }
 
 absl::Status OnlyKeys(const Json& obj, const std::string& where, std::set<std::string> allowed) {
   for (const auto& [key, value] : obj.items()) {
@@ -38,8 +36,8 @@ absl::StatusOr<std::vector<std::string>> StringList(const Json& obj, const std::
 }
 
 absl::StatusOr<int64_t> ParseGeneralizedTime(const std::string& text) {
-  auto bad = Bad("validity.not_after must be a GeneralizedTime like 99991231235959Z, not '" +
-                 text + "'");
+  auto bad =
+      Bad("validity.not_after must be a GeneralizedTime like 99991231235959Z, not '" + text + "'");
   if (text.size() != 15 || text[14] != 'Z') return bad;
   int v[6] = {0};
   const int widths[6] = {4, 2, 2, 2, 2, 2};
@@ -191,7 +189,8 @@ absl::StatusOr<DeviceProfile> ParseProfile(const std::string& text) {
     return Bad("key_mode must be 'device' or 'hsm', not '" + mode + "'");
   }
   if (j.contains("allow_plain_keys")) {
-    if (!j.at("allow_plain_keys").is_boolean()) return Bad("allow_plain_keys must be true or false");
+    if (!j.at("allow_plain_keys").is_boolean())
+      return Bad("allow_plain_keys must be true or false");
     p.allow_plain_keys = j.at("allow_plain_keys").get<bool>();
   }
   // Catch a bad key usage, OID or attribute now, at packaging and import, not per device.

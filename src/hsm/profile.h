@@ -24,7 +24,7 @@ struct DeviceProfile {
   std::string product;
   // Attribute (short name like "CN", or a dotted OID) → template with {uid}, {job}, {product}.
   std::vector<std::pair<std::string, std::string>> subject;
-  int64_t not_after = 0;     // absolute (kNoExpiry for 99991231235959Z), or 0 when days is set
+  int64_t not_after = 0;      // absolute (kNoExpiry for 99991231235959Z), or 0 when days is set
   int64_t validity_days = 0;  // relative to the time of provisioning
   std::vector<std::string> key_usage;
   std::vector<std::string> extended_key_usage;

@@ -72,7 +72,8 @@ absl::StatusOr<std::unique_ptr<Provisioner>> Provisioner::Create(Hsm& hsm,
   RETURN_IF_ERROR(hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto bytes, tx.Get(internal::kJobNs, job_id));
     if (!bytes) {
-      return absl::NotFoundError("job " + job_id + " is not imported on this HSM (clade job import)");
+      return absl::NotFoundError("job " + job_id +
+                                 " is not imported on this HSM (clade job import)");
     }
     ASSIGN_OR_RETURN(job, internal::OpenJob(*bytes));
     ASSIGN_OR_RETURN(m, internal::LoadMembership(tx, job->package.group_id()));
@@ -87,7 +88,8 @@ absl::StatusOr<std::unique_ptr<Provisioner>> Provisioner::Create(Hsm& hsm,
   ASSIGN_OR_RETURN(internal::CheckedJob checked,
                    internal::CheckJob(*job, *m, keys->encryption, now));
   ASSIGN_OR_RETURN(auto identity_key, hsm.IdentityKey());
-  ASSIGN_OR_RETURN(auto member_cert, internal::CertFromBytes(m->member_cert(), "member certificate"));
+  ASSIGN_OR_RETURN(auto member_cert,
+                   internal::CertFromBytes(m->member_cert(), "member certificate"));
   ASSIGN_OR_RETURN(auto group_chain,
                    internal::ChainFromBytes(m->group().group_ca_chain(), "group CA chain"));
   std::vector<crypto::Certificate> record_chain = {member_cert};
@@ -123,8 +125,8 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
     subject_key = &made_key->Public();
   } else {
     if (!req.device_key) {
-      return absl::InvalidArgumentError("job " + s.job_id +
-                                        " expects the device's own key: give --public-key or --csr");
+      return absl::InvalidArgumentError(
+          "job " + s.job_id + " expects the device's own key: give --public-key or --csr");
     }
     subject_key = &*req.device_key;
   }
@@ -159,7 +161,8 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
   rec.set_cert_serial(out.device_cert.SerialHex());
   rec.set_cert_sha256(Bytes(crypto::Sha256(out.device_cert.Der())));
   rec.set_key_mode(hsm_mode ? "hsm" : "device");
-  if (!out.key_envelope.empty()) rec.set_key_envelope_sha256(Bytes(crypto::Sha256(out.key_envelope)));
+  if (!out.key_envelope.empty())
+    rec.set_key_envelope_sha256(Bytes(crypto::Sha256(out.key_envelope)));
   rec.set_firmware_sha256(s.firmware_sha256);
   rec.set_config_sha256(s.config_sha256);
   rec.set_provisioned_at(now);
@@ -175,9 +178,9 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
     if (earlier && !req.reissue) {
       v1::ProvisioningRecord old;
       old.ParseFromArray(earlier->data(), static_cast<int>(earlier->size()));
-      return absl::AlreadyExistsError("device uid " + req.uid + " was already provisioned for job " +
-                                      s.job_id + " (serial " + old.cert_serial() +
-                                      "); use --reissue to issue it again");
+      return absl::AlreadyExistsError("device uid " + req.uid +
+                                      " was already provisioned for job " + s.job_id + " (serial " +
+                                      old.cert_serial() + "); use --reissue to issue it again");
     }
     if (!earlier && req.reissue) {
       return absl::FailedPreconditionError("device uid " + req.uid +
@@ -189,8 +192,8 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
     if (!earlier) {
       RETURN_IF_ERROR(tx.PutString(internal::kJobCountNs, s.job_id, std::to_string(count + 1)));
     }
-    std::string subject = s.job_id + "/" + req.uid + " serial " + rec.cert_serial() +
-                          (plain ? " plain-key" : "");
+    std::string subject =
+        s.job_id + "/" + req.uid + " serial " + rec.cert_serial() + (plain ? " plain-key" : "");
     return internal::AppendAudit(
         tx, s.identity_key,
         AuditEvent{s.group_id, s.member_id, req.reissue ? audit_op::kReissue : audit_op::kProvision,
@@ -213,8 +216,8 @@ absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
   int64_t now = NowUnix();
   ASSIGN_OR_RETURN(auto group, internal::VerifyGroupCaChain(group_ca_chain, supplier_root, now));
   const crypto::Certificate& member = env.signer_chain.front();
-  absl::Status issued = internal::VerifyIssuedByGroup(member, CertKind::kMember, group,
-                                                      supplier_root, now);
+  absl::Status issued =
+      internal::VerifyIssuedByGroup(member, CertKind::kMember, group, supplier_root, now);
   if (!issued.ok()) {
     return absl::PermissionDeniedError("provisioning record is not signed by a member of group " +
                                        group.group_id + ": " + std::string(issued.message()));
@@ -225,8 +228,12 @@ absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
                                        " of group " + rec.group_id() + ", the signer is " +
                                        id.ToString() + " of group " + group.group_id);
   }
-  return VerifiedRecord{rec.group_id(), rec.member_id(), rec.job_id(), rec.device_uid(),
-                        rec.cert_serial(), rec.key_mode(),
+  return VerifiedRecord{rec.group_id(),
+                        rec.member_id(),
+                        rec.job_id(),
+                        rec.device_uid(),
+                        rec.cert_serial(),
+                        rec.key_mode(),
                         std::vector<uint8_t>(rec.cert_sha256().begin(), rec.cert_sha256().end())};
 }
 

@@ -113,7 +113,8 @@ absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now
   }
   // The group: verified up to the supplier root before anything is wrapped for it.
   const std::string& g = o.group_export_dir;
-  ASSIGN_OR_RETURN(std::string chain_pem, ReadFileString(g + "/group-ca-chain.pem", crypto::kMaxChainPem));
+  ASSIGN_OR_RETURN(std::string chain_pem,
+                   ReadFileString(g + "/group-ca-chain.pem", crypto::kMaxChainPem));
   auto chain = crypto::Certificate::ChainFromPem(chain_pem);
   if (!chain.ok()) return Annotate(chain.status(), g + "/group-ca-chain.pem");
   ASSIGN_OR_RETURN(auto enc, LoadCert(g + "/group-enc.crt"));

@@ -16,7 +16,7 @@ namespace clade::oem {
 
 struct PackageOptions {
   std::string job_id;
-  std::string group_export_dir;  // as written by `clade group export`
+  std::string group_export_dir;                             // as written by `clade group export`
   std::optional<crypto::Certificate> pinned_supplier_root;  // if set, must equal the export's
   std::string profile_json;
   std::vector<uint8_t> firmware;

@@ -33,7 +33,7 @@ absl::StatusOr<OpenedJob> OpenJob(std::span<const uint8_t> package);
 struct CheckedJob {
   DeviceProfile profile;
   std::vector<crypto::Certificate> device_ca_chain;  // device-issuing CA, OEM root
-  crypto::PrivateKey ca_key;  // unwrapped device-issuing CA key
+  crypto::PrivateKey ca_key;                         // unwrapped device-issuing CA key
 };
 absl::StatusOr<CheckedJob> CheckJob(const OpenedJob& job, const v1::GroupMembership& m,
                                     const crypto::PrivateKey& group_encryption_key, int64_t now);
