@@ -88,8 +88,7 @@ void BM_CladeTemplateDeviceCert(benchmark::State& state) {
   p.key_usage = {"digitalSignature"};
   p.extended_key_usage = {"clientAuth"};
   auto t = crypto::CertTemplate::Create(p, ca_cert, ca_key).value();
-  std::vector<std::pair<std::string, std::string>> subject = {{"CN", "Sensor 0001"},
-                                                              {"O", "Acme"}};
+  std::vector<std::pair<std::string, std::string>> subject = {{"CN", "Sensor 0001"}, {"O", "Acme"}};
   for (auto _ : state) {
     benchmark::DoNotOptimize(t.Issue(subject, 1700000000, crypto::kNoExpiry, dev.Public()));
   }

@@ -137,7 +137,8 @@ void AddProvision(CLI::App& app, Dispatch& dispatch) {
       ASSIGN_OR_RETURN(auto data, p->Provision(req));
       const std::string& d = a->out;
       RETURN_IF_ERROR(MakeDirs(d));
-      RETURN_IF_ERROR(WriteFileAtomic(d + "/device.crt", data.device_cert.Pem()));
+      ASSIGN_OR_RETURN(crypto::Certificate device_cert, data.DeviceCertificate());
+      RETURN_IF_ERROR(WriteFileAtomic(d + "/device.crt", device_cert.Pem()));
       RETURN_IF_ERROR(
           WriteFileAtomic(d + "/chain.pem", crypto::Certificate::ChainToPem(data.chain)));
       if (!data.key_envelope.empty()) {
@@ -156,8 +157,8 @@ void AddProvision(CLI::App& app, Dispatch& dispatch) {
       }
       RETURN_IF_ERROR(WriteFileAtomic(d + "/record.msg", data.record));
       std::cout << "device " << a->uid << " provisioned by member " << p->member_id() << "\n"
-                << "certificate serial: " << data.device_cert.SerialHex() << "\n"
-                << "subject: " << data.device_cert.Subject() << "\n"
+                << "certificate serial: " << data.cert_serial << "\n"
+                << "subject: " << device_cert.Subject() << "\n"
                 << "written to " << d << "\n";
       if (!data.plain_key.empty()) {
         std::cout << "warning: the device key was written in clear (" << d

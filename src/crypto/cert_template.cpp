@@ -50,9 +50,8 @@ Der Time(int64_t t) {
                           cs.minute(), cs.second());
     PutTlv(out, 0x17, reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n));
   } else {
-    int n = std::snprintf(buf, sizeof buf, "%04d%02d%02d%02d%02d%02dZ",
-                          static_cast<int>(cs.year()), cs.month(), cs.day(), cs.hour(),
-                          cs.minute(), cs.second());
+    int n = std::snprintf(buf, sizeof buf, "%04d%02d%02d%02d%02d%02dZ", static_cast<int>(cs.year()),
+                          cs.month(), cs.day(), cs.hour(), cs.minute(), cs.second());
     PutTlv(out, 0x18, reinterpret_cast<const uint8_t*>(buf), static_cast<size_t>(n));
   }
   return out;
@@ -184,7 +183,8 @@ absl::StatusOr<CertTemplate::Issued> CertTemplate::Issue(
   if (EVP_Digest(bits.data(), bits.size(), sha1, &sha1_len, EVP_sha1(), nullptr) != 1) {
     return OpenSslError("cannot hash the subject key");
   }
-  // Extension { extnID 2.5.29.14, extnValue OCTET STRING { OCTET STRING keyid } } (RFC 5280 §4.2.1.2)
+  // Extension { extnID 2.5.29.14, extnValue OCTET STRING { OCTET STRING keyid } } (RFC 5280
+  // §4.2.1.2)
   Der ski = {0x06, 0x03, 0x55, 0x1d, 0x0e};
   Der keyid;
   PutTlv(keyid, 0x04, sha1, sha1_len);

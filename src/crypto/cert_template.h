@@ -45,8 +45,8 @@ class CertTemplate {
         ski_slot_(ski_slot) {}
 
   Signer signer_;
-  std::vector<uint8_t> sig_alg_;      // AlgorithmIdentifier DER
-  std::vector<uint8_t> issuer_name_;  // Name DER
+  std::vector<uint8_t> sig_alg_;                  // AlgorithmIdentifier DER
+  std::vector<uint8_t> issuer_name_;              // Name DER
   std::vector<std::vector<uint8_t>> extensions_;  // Extension DER, in order; SKI slot empty
   int ski_slot_;                                  // index of the per-certificate SKI
 };

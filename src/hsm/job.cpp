@@ -48,6 +48,7 @@ absl::StatusOr<CheckedJob> CheckJob(const OpenedJob& job, const v1::GroupMembers
           : absl::InvalidArgumentError("job id '" + pkg.job_id() +
                                        "' must be 1 to 64 letters, digits, '.', '_' or '-'"));
   ASSIGN_OR_RETURN(DeviceProfile profile, ParseProfile(pkg.profile_json()));
+  RETURN_IF_ERROR(CheckProfileIssues(profile, pkg.job_id(), now));
   ASSIGN_OR_RETURN(auto chain, ChainFromBytes(pkg.device_ca_chain(), "device CA chain"));
   if (chain.size() != 2 || !(chain[1] == oem_root)) {
     return absl::PermissionDeniedError(

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "crypto/cert_template.h"
 #include "crypto/key.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
@@ -63,13 +64,19 @@ struct DeviceRequest {
 
 // What is handed to one device.
 struct ProvisioningData {
-  crypto::Certificate device_cert;
+  // DER as issued (the hot path does not parse it back; DeviceCertificate() does, on demand).
+  std::vector<uint8_t> device_cert_der;
+  std::string cert_serial;                 // lower-case hex
   std::vector<crypto::Certificate> chain;  // device-issuing CA, OEM root
   std::vector<uint8_t> key_envelope;       // CMS of the PKCS#8 device key (hsm mode, transport key)
   crypto::SecretBytes plain_key;      // PKCS#8 PEM (hsm mode, profile allows, no transport key)
   std::vector<uint8_t> record;        // signed ProvisioningRecord message
   std::span<const uint8_t> firmware;  // views into the job; empty when the job has none
   std::span<const uint8_t> config;
+
+  absl::StatusOr<crypto::Certificate> DeviceCertificate() const {
+    return crypto::Certificate::FromDer(device_cert_der);
+  }
 };
 
 class Provisioner {

@@ -199,6 +199,25 @@ absl::StatusOr<DeviceProfile> ParseProfile(const std::string& text) {
   return p;
 }
 
+absl::Status CheckProfileIssues(const DeviceProfile& profile, const std::string& job_id,
+                                int64_t now) {
+  ASSIGN_OR_RETURN(auto ca_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
+  ASSIGN_OR_RETURN(auto dev_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
+  crypto::CertProfile ca;
+  ca.subject = {{"CN", "trial"}};
+  ca.not_after = crypto::kNoExpiry;
+  ca.is_ca = true;
+  ca.key_usage = {"keyCertSign"};
+  ASSIGN_OR_RETURN(auto ca_cert, crypto::IssueCertificate(ca, ca_key.Public(), nullptr, ca_key));
+  ASSIGN_OR_RETURN(auto cp, DeviceCertProfile(profile, job_id, "TRIAL-UID-0001", now));
+  auto trial = crypto::IssueCertificate(cp, dev_key.Public(), &ca_cert, ca_key);
+  if (!trial.ok()) {
+    return absl::InvalidArgumentError("profile does not make a valid certificate: " +
+                                      std::string(trial.status().message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckDeviceUid(const std::string& uid) {
   if (uid.empty() || uid.size() > 128) {
     return absl::InvalidArgumentError("device uid must be 1 to 128 characters");

@@ -37,6 +37,11 @@ struct DeviceProfile {
 // 'hsm'", "profile: subject.CN must be a string".
 absl::StatusOr<DeviceProfile> ParseProfile(const std::string& json);
 
+// Issues a trial certificate with throwaway keys: catches what only OpenSSL refuses (an unknown
+// subject attribute, a bad key usage or OID) when a package is made and imported, not per device.
+absl::Status CheckProfileIssues(const DeviceProfile& profile, const std::string& job_id,
+                                int64_t now);
+
 // Device uids: letters, digits, '.', '_', ':', '-', 1..128 characters.
 absl::Status CheckDeviceUid(const std::string& uid);
 

@@ -51,6 +51,7 @@ struct Provisioner::State {
   DeviceProfile profile;
   std::vector<crypto::Certificate> device_ca_chain;
   crypto::PrivateKey ca_key;
+  crypto::CertTemplate cert_template;  // the device certificate, fixed parts encoded once
   crypto::PrivateKey identity_key;
   std::vector<crypto::Certificate> record_chain;  // member cert, group CA, founder, issuing
   std::string firmware_sha256;
@@ -95,10 +96,14 @@ absl::StatusOr<std::unique_ptr<Provisioner>> Provisioner::Create(Hsm& hsm,
   std::vector<crypto::Certificate> record_chain = {member_cert};
   record_chain.insert(record_chain.end(), group_chain.begin(), group_chain.end());
 
+  ASSIGN_OR_RETURN(crypto::CertProfile fixed,
+                   DeviceCertProfile(checked.profile, job_id, "template", now));
+  ASSIGN_OR_RETURN(crypto::CertTemplate cert_template,
+                   crypto::CertTemplate::Create(fixed, checked.device_ca_chain[0], checked.ca_key));
   auto state = std::unique_ptr<State>(new State{
       &hsm, job_id, job->package.group_id(), m->member_id(), job->package,
       std::move(checked.profile), std::move(checked.device_ca_chain), std::move(checked.ca_key),
-      std::move(identity_key), std::move(record_chain), "", ""});
+      std::move(cert_template), std::move(identity_key), std::move(record_chain), "", ""});
   if (!state->package.firmware().empty()) state->firmware_sha256 = state->package.firmware_sha256();
   if (!state->package.config().empty()) state->config_sha256 = state->package.config_sha256();
   return std::unique_ptr<Provisioner>(new Provisioner(std::move(state)));
@@ -112,7 +117,7 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
     return absl::PermissionDeniedError("package expired at " + FormatTime(s.package.expires_at()));
   }
   bool hsm_mode = s.profile.key_mode == DeviceKeyMode::kHsm;
-  ProvisioningData out{s.device_ca_chain[0], s.device_ca_chain, {}, {}, {}, {}, {}};
+  ProvisioningData out{{}, {}, s.device_ca_chain, {}, {}, {}, {}, {}};
   std::optional<crypto::PrivateKey> made_key;
   const crypto::PublicKey* subject_key = nullptr;
   if (hsm_mode) {
@@ -131,8 +136,10 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
     subject_key = &*req.device_key;
   }
   ASSIGN_OR_RETURN(crypto::CertProfile cp, DeviceCertProfile(s.profile, s.job_id, req.uid, now));
-  ASSIGN_OR_RETURN(out.device_cert,
-                   crypto::IssueCertificate(cp, *subject_key, &s.device_ca_chain[0], s.ca_key));
+  ASSIGN_OR_RETURN(auto issued,
+                   s.cert_template.Issue(cp.subject, cp.not_before, cp.not_after, *subject_key));
+  out.device_cert_der = std::move(issued.der);
+  out.cert_serial = std::move(issued.serial_hex);
 
   bool plain = false;
   if (made_key) {
@@ -158,8 +165,8 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
   rec.set_member_id(s.member_id);
   rec.set_job_id(s.job_id);
   rec.set_device_uid(req.uid);
-  rec.set_cert_serial(out.device_cert.SerialHex());
-  rec.set_cert_sha256(Bytes(crypto::Sha256(out.device_cert.Der())));
+  rec.set_cert_serial(out.cert_serial);
+  rec.set_cert_sha256(Bytes(crypto::Sha256(out.device_cert_der)));
   rec.set_key_mode(hsm_mode ? "hsm" : "device");
   if (!out.key_envelope.empty())
     rec.set_key_envelope_sha256(Bytes(crypto::Sha256(out.key_envelope)));

@@ -40,23 +40,6 @@ absl::Status WriteKey(const std::string& path, const crypto::PrivateKey& key) {
 
 std::string Str(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
 
-// A trial issue with throwaway keys catches a profile OpenSSL would refuse (an unknown subject
-// attribute, a bad OID) before the package leaves the OEM.
-absl::Status TrialIssue(const hsm::DeviceProfile& profile, const std::string& job_id, int64_t now) {
-  ASSIGN_OR_RETURN(auto ca_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
-  ASSIGN_OR_RETURN(auto dev_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
-  crypto::CertProfile ca;
-  ca.subject = {{"CN", "trial"}};
-  ca.not_after = crypto::kNoExpiry;
-  ca.is_ca = true;
-  ca.key_usage = {"keyCertSign"};
-  ASSIGN_OR_RETURN(auto ca_cert, crypto::IssueCertificate(ca, ca_key.Public(), nullptr, ca_key));
-  ASSIGN_OR_RETURN(auto cp, hsm::DeviceCertProfile(profile, job_id, "TRIAL-UID-0001", now));
-  auto trial = crypto::IssueCertificate(cp, dev_key.Public(), &ca_cert, ca_key);
-  if (!trial.ok()) return Annotate(trial.status(), "profile does not make a valid certificate");
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<Oem> Oem::Init(const std::string& dir, const std::string& name) {
@@ -128,7 +111,7 @@ absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now
     return Annotate(group_id.status(), "the group in " + g + " is not genuine");
   }
   ASSIGN_OR_RETURN(hsm::DeviceProfile profile, hsm::ParseProfile(o.profile_json));
-  RETURN_IF_ERROR(TrialIssue(profile, o.job_id, now));
+  RETURN_IF_ERROR(hsm::CheckProfileIssues(profile, o.job_id, now));
 
   v1::JobPackage pkg;
   pkg.set_job_id(o.job_id);

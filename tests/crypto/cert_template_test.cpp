@@ -1,6 +1,7 @@
 // The template path must make certificates OpenSSL, GnuTLS-free tools and python-cryptography
 // accept, with the same content as the object path.
 #include "crypto/cert_template.h"
+
 #include "support/testing.h"
 
 namespace clade::crypto {
@@ -68,15 +69,14 @@ TEST(CertTemplate, MatchesTheObjectPathExceptSerialKeyIdAndSignature) {
   slow_profile.not_before = 1700000000;
   slow_profile.not_after = 2000000000;
   ASSERT_OK_AND_ASSIGN(auto slow, IssueCertificate(slow_profile, dev.Public(), &ca.cert, ca.key));
-  ASSERT_OK_AND_ASSIGN(auto fast, t.Issue(slow_profile.subject, 1700000000, 2000000000,
-                                          dev.Public()));
+  ASSERT_OK_AND_ASSIGN(auto fast,
+                       t.Issue(slow_profile.subject, 1700000000, 2000000000, dev.Public()));
   clade::testing::TempDir dir;
   clade::testing::WriteText(dir.File("slow.pem"), slow.Pem());
   ASSERT_OK_AND_ASSIGN(Certificate fast_cert, Certificate::FromDer(fast.der));
   clade::testing::WriteText(dir.File("fast.pem"), fast_cert.Pem());
   // The same text, once serial and signature lines are set aside.
-  std::string filter =
-      " -noout -text -certopt no_serial,no_sigdump | grep -v 'Serial Number' ";
+  std::string filter = " -noout -text -certopt no_serial,no_sigdump | grep -v 'Serial Number' ";
   auto a = clade::testing::Run("openssl x509 -in " + dir.File("slow.pem") + filter);
   auto b = clade::testing::Run("openssl x509 -in " + dir.File("fast.pem") + filter);
   ASSERT_EQ(a.exit_code, 0) << a.err;

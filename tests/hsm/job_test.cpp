@@ -216,17 +216,17 @@ TEST_F(JobTest, ImportAndProvisionInDeviceKeyMode) {
   req.uid = "DEV-0001";
   req.device_key = chip.Public();
   ASSERT_OK_AND_ASSIGN(ProvisioningData d, p->Provision(req));
-  EXPECT_TRUE(d.device_cert.SubjectKey().Equals(chip.Public()));
+  EXPECT_TRUE(d.DeviceCertificate()->SubjectKey().Equals(chip.Public()));
   // Subject() prints RFC 2253 order (last attribute first): CN was written first, as in the
   // profile.
-  EXPECT_EQ(d.device_cert.Subject(), "O=Acme,CN=Sensor DEV-0001");
-  EXPECT_EQ(d.device_cert.NotAfter(), crypto::kNoExpiry);
-  EXPECT_FALSE(d.device_cert.IsCa());
-  EXPECT_TRUE(d.device_cert.HasExtendedKeyUsage("1.3.6.1.5.5.7.3.2"));
+  EXPECT_EQ(d.DeviceCertificate()->Subject(), "O=Acme,CN=Sensor DEV-0001");
+  EXPECT_EQ(d.DeviceCertificate()->NotAfter(), crypto::kNoExpiry);
+  EXPECT_FALSE(d.DeviceCertificate()->IsCa());
+  EXPECT_TRUE(d.DeviceCertificate()->HasExtendedKeyUsage("1.3.6.1.5.5.7.3.2"));
   ASSERT_EQ(d.chain.size(), 2u);
   EXPECT_EQ(d.chain[0], oem_->issuing());
   EXPECT_EQ(d.chain[1], oem_->root());
-  EXPECT_OK(crypto::VerifyChain(d.device_cert, {oem_->issuing()}, oem_->root()));
+  EXPECT_OK(crypto::VerifyChain(*d.DeviceCertificate(), {oem_->issuing()}, oem_->root()));
   EXPECT_EQ(Str(d.firmware), "firmware image v1.2.3");
   EXPECT_EQ(Str(d.config), "register settings");
   EXPECT_TRUE(d.key_envelope.empty());
@@ -238,8 +238,8 @@ TEST_F(JobTest, ImportAndProvisionInDeviceKeyMode) {
   EXPECT_EQ(rec.member_id, "1.2");
   EXPECT_EQ(rec.job_id, "J-1");
   EXPECT_EQ(rec.device_uid, "DEV-0001");
-  EXPECT_EQ(rec.cert_serial, d.device_cert.SerialHex());
-  EXPECT_EQ(rec.cert_sha256, crypto::Sha256(d.device_cert.Der()));
+  EXPECT_EQ(rec.cert_serial, d.DeviceCertificate()->SerialHex());
+  EXPECT_EQ(rec.cert_sha256, crypto::Sha256(d.device_cert_der));
   EXPECT_EQ(rec.key_mode, "device");
   ASSERT_OK_AND_ASSIGN(auto payload, PayloadOf<v1::ProvisioningRecord>(d.record));
   EXPECT_EQ(payload.firmware_sha256(), Str(crypto::Sha256(ToBytes("firmware image v1.2.3"))));
@@ -271,12 +271,12 @@ TEST_F(JobTest, HsmKeyModeWrapsTheKeyForTheTransportKey) {
   ASSERT_OK_AND_ASSIGN(crypto::SecretBytes der,
                        crypto::CmsDecrypt(d.key_envelope, transport, transport_cert));
   ASSERT_OK_AND_ASSIGN(crypto::PrivateKey device_key, crypto::PrivateKey::FromPkcs8Der(der));
-  EXPECT_TRUE(device_key.Public().Equals(d.device_cert.SubjectKey()));
-  EXPECT_EQ(d.device_cert.SubjectAttribute("OU"), "J-H");
-  auto ext = d.device_cert.Extension("1.3.6.1.4.1.32473.77.2");
+  EXPECT_TRUE(device_key.Public().Equals(d.DeviceCertificate()->SubjectKey()));
+  EXPECT_EQ(d.DeviceCertificate()->SubjectAttribute("OU"), "J-H");
+  auto ext = d.DeviceCertificate()->Extension("1.3.6.1.4.1.32473.77.2");
   ASSERT_TRUE(ext.has_value());
   EXPECT_EQ(Str(*ext), std::string("\x0c\x06line 7"));
-  EXPECT_NEAR(d.device_cert.NotAfter() - NowUnix(), 30 * 86400, 120);
+  EXPECT_NEAR(d.DeviceCertificate()->NotAfter() - NowUnix(), 30 * 86400, 120);
   ASSERT_OK_AND_ASSIGN(auto rec, PayloadOf<v1::ProvisioningRecord>(d.record));
   EXPECT_EQ(rec.key_mode(), "hsm");
   EXPECT_EQ(rec.key_envelope_sha256(), Str(crypto::Sha256(d.key_envelope)));
@@ -297,7 +297,7 @@ TEST_F(JobTest, HsmKeyModeWrapsTheKeyForTheTransportKey) {
   Bytes key_der = clade::testing::ReadBinary(dir_.File("gw2.key"));
   ASSERT_OK_AND_ASSIGN(crypto::PrivateKey k2,
                        crypto::PrivateKey::FromPkcs8Der(crypto::SecretBytes::Adopt(key_der)));
-  EXPECT_TRUE(k2.Public().Equals(d2.device_cert.SubjectKey()));
+  EXPECT_TRUE(k2.Public().Equals(d2.DeviceCertificate()->SubjectKey()));
 }
 
 TEST_F(JobTest, PlainKeysOnlyWhenTheProfileAllowsThem) {
@@ -309,7 +309,7 @@ TEST_F(JobTest, PlainKeysOnlyWhenTheProfileAllowsThem) {
   ASSERT_OK_AND_ASSIGN(ProvisioningData d, p->Provision(req));
   ASSERT_FALSE(d.plain_key.empty());
   ASSERT_OK_AND_ASSIGN(crypto::PrivateKey k, crypto::PrivateKey::FromPem(d.plain_key));
-  EXPECT_TRUE(k.Public().Equals(d.device_cert.SubjectKey()));
+  EXPECT_TRUE(k.Public().Equals(d.DeviceCertificate()->SubjectKey()));
   ASSERT_OK_AND_ASSIGN(auto rec, PayloadOf<v1::ProvisioningRecord>(d.record));
   EXPECT_TRUE(rec.plain_key());
 }
@@ -337,7 +337,7 @@ TEST_F(JobTest, ProvisioningWritesTheDeviceAndOneAuditEntryTogether) {
   EXPECT_EQ(last.group_id(), g_);
   EXPECT_EQ(last.member_id(), "1.2");
   EXPECT_THAT(last.subject(), HasSubstr("J-1/DEV-7"));
-  EXPECT_THAT(last.subject(), HasSubstr(d.device_cert.SerialHex()));
+  EXPECT_THAT(last.subject(), HasSubstr(d.DeviceCertificate()->SerialHex()));
   // A refused device writes neither.
   std::string before = testing::StateDump(*m12_);
   EXPECT_THAT(p->Provision(DeviceKeyRequest("DEV-7")),
@@ -354,7 +354,7 @@ TEST_F(JobTest, FounderGoneMemberCarriesOn) {
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->member_id(), "1.1");
   ASSERT_OK_AND_ASSIGN(ProvisioningData d, p->Provision(DeviceKeyRequest("DEV-1")));
-  EXPECT_OK(crypto::VerifyChain(d.device_cert, {oem_->issuing()}, oem_->root()));
+  EXPECT_OK(crypto::VerifyChain(*d.DeviceCertificate(), {oem_->issuing()}, oem_->root()));
 }
 
 TEST_F(JobTest, CaKeyWrappedWithTheOemsOwnEnvelope) {
@@ -789,14 +789,15 @@ TEST_F(ProvisionTest, UidReuseRefusedReissueAllowed) {
   auto p = Prov(*m12_, "J-1");
   ASSERT_NE(p, nullptr);
   ASSERT_OK_AND_ASSIGN(ProvisioningData first, p->Provision(DeviceKeyRequest("DEV-1")));
-  EXPECT_THAT(p->Provision(DeviceKeyRequest("DEV-1")),
-              StatusIs(absl::StatusCode::kAlreadyExists,
-                       "device uid DEV-1 was already provisioned for job J-1 (serial " +
-                           first.device_cert.SerialHex() + "); use --reissue to issue it again"));
+  EXPECT_THAT(
+      p->Provision(DeviceKeyRequest("DEV-1")),
+      StatusIs(absl::StatusCode::kAlreadyExists,
+               "device uid DEV-1 was already provisioned for job J-1 (serial " +
+                   first.DeviceCertificate()->SerialHex() + "); use --reissue to issue it again"));
   DeviceRequest again = DeviceKeyRequest("DEV-1");
   again.reissue = true;
   ASSERT_OK_AND_ASSIGN(ProvisioningData second, p->Provision(again));
-  EXPECT_NE(second.device_cert.SerialHex(), first.device_cert.SerialHex());
+  EXPECT_NE(second.cert_serial, first.cert_serial);
   ASSERT_OK_AND_ASSIGN(auto rec, PayloadOf<v1::ProvisioningRecord>(second.record));
   EXPECT_TRUE(rec.reissue());
   DeviceRequest never = DeviceKeyRequest("DEV-2");
