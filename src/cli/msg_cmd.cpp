@@ -13,9 +13,11 @@
 #include "base/clock.h"
 #include "base/files.h"
 #include "clade/v1/group.pb.h"
+#include "clade/v1/job.pb.h"
 #include "cli/commands.h"
 #include "crypto/digest.h"
 #include "crypto/x509.h"
+#include "hsm/job.h"
 #include "wire/envelope.h"
 
 namespace clade::cli {
@@ -27,12 +29,13 @@ namespace pb = google::protobuf;
 const std::set<std::string>& CertificateFields() {
   static const std::set<std::string> k = {"group_ca_chain", "sponsor_member_cert", "wrap_cert",
                                           "member_cert",    "encryption_cert",     "signing_cert",
-                                          "oem_root"};
+                                          "oem_root",       "device_ca_chain"};
   return k;
 }
 // int64 fields that hold Unix seconds.
 const std::set<std::string>& TimeFields() {
-  static const std::set<std::string> k = {"issued_at", "expires_at", "requested_at"};
+  static const std::set<std::string> k = {"issued_at", "expires_at", "requested_at",
+                                          "provisioned_at"};
   return k;
 }
 
@@ -50,7 +53,12 @@ nlohmann::ordered_json CertJson(const std::string& der) {
 nlohmann::ordered_json BytesJson(const pb::FieldDescriptor& field, const std::string& value) {
   if (CertificateFields().count(field.name())) return CertJson(value);
   // Ciphertext: its size says enough; it is never decoded here.
-  if (field.name() == "wrapped_secrets") return {{"cms_bytes", value.size()}};
+  if (field.name() == "wrapped_secrets" || field.name() == "wrapped_ca_key" ||
+      field.name() == "wrapped_firmware_key") {
+    return {{"cms_bytes", value.size()}};
+  }
+  // Payloads handed to devices: their size (the digest fields beside them identify them).
+  if (field.name() == "firmware" || field.name() == "config") return {{"bytes", value.size()}};
   // Digests, nonces and anything else: hex.
   return crypto::Hex({reinterpret_cast<const uint8_t*>(value.data()), value.size()});
 }
@@ -105,6 +113,10 @@ std::unique_ptr<pb::Message> NewKnownMessage(const std::string& type) {
   if (type == "clade.v1.EnrollmentResponse") {
     return std::make_unique<clade::v1::EnrollmentResponse>();
   }
+  if (type == "clade.v1.JobPackage") return std::make_unique<clade::v1::JobPackage>();
+  if (type == "clade.v1.ProvisioningRecord") {
+    return std::make_unique<clade::v1::ProvisioningRecord>();
+  }
   return nullptr;
 }
 
@@ -147,8 +159,9 @@ void AddShow(CLI::App& msg_cmd, Dispatch& dispatch) {
   cmd->add_option("FILE", a->file, "Message file")->required();
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(a->file, wire::kMaxMessageSize));
-      auto env = wire::OpenAnyMessage(bytes);
+      // Job packages, with their firmware, are the largest message files.
+      ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(a->file, hsm::kMaxJobPackage));
+      auto env = wire::OpenAnyMessage(bytes, hsm::kMaxJobPackage);
       if (!env.ok()) return Annotate(env.status(), a->file);
       nlohmann::ordered_json chain = nlohmann::ordered_json::array();
       for (const auto& c : env->signer_chain) chain.push_back(c.Subject());

@@ -37,7 +37,9 @@ class Certificate {
   const std::vector<uint8_t>& Der() const { return der_; }
   std::string Pem() const;
   const PublicKey& SubjectKey() const { return subject_key_; }
-  std::string Subject() const;  // RFC 2253-like one line, e.g. "CN=HSM 0001,O=Supplier"
+  // RFC 2253 one line, most specific attribute first: "CN=HSM 0001,O=Supplier" for a subject
+  // written O then CN.
+  std::string Subject() const;
   std::string Issuer() const;
   // The value of the first attribute of that type in the subject ("CN", "O", "serialNumber"…).
   std::optional<std::string> SubjectAttribute(std::string_view short_name) const;

@@ -142,7 +142,9 @@ absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package,
   RETURN_IF_ERROR(hsm.state().Update([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto existing, tx.Get(internal::kJobNs, pkg.job_id()));
     if (existing) {
-      if (*existing == std::vector<uint8_t>(package.begin(), package.end())) {
+      // The same content again — even re-signed (ECDSA signatures differ each time) — is a no-op.
+      ASSIGN_OR_RETURN(internal::OpenedJob earlier, internal::OpenJob(*existing));
+      if (earlier.package.SerializeAsString() == pkg.SerializeAsString()) {
         ASSIGN_OR_RETURN(count, internal::DeviceCount(tx, pkg.job_id()));
         return absl::OkStatus();  // the same package again: nothing to do
       }

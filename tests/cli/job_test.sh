@@ -332,6 +332,13 @@ expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gy" --job J-OTH
 expect_ok "$CLADE" job import --state "$T/h4" --package "$T/other-group.pkg"
 expect_fail 1 "this HSM is not a member of it" "$CLADE" job import --state "$T/h3" \
   --package "$T/other-group.pkg"
+# A provisioning record verifies against its group, and not against another.
+rec=$(ls "$D"/*/record.msg | head -1)
+expect_ok "$CLADE" record verify "$rec" --group-export "$T/gx"
+expect_out "record verified: signed by member 1."
+expect_fail 1 "is not signed by a member of group" "$CLADE" record verify "$rec" --group-export "$T/gy"
+expect_ok "$CLADE" msg show "$rec"
+expect_out '"type": "clade.v1.ProvisioningRecord"'
 # One bit flipped inside the firmware of a package.
 flip_in "$T/dev.pkg" "$T/firmware.bin" "$T/tampered.pkg"
 expect_fail 1 "message signature does not verify" "$CLADE" job import --state "$T/h2" \
