@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include "crypto/der.h"
 #include "crypto/digest.h"
 #include "hsm/group.h"
 
@@ -44,38 +45,6 @@ absl::StatusOr<crypto::PrivateKey> KeyFrom(const std::string& der, const std::st
 void SetSecret(std::string* field, const crypto::SecretBytes& value) {
   auto bytes = value.RevealSecret();
   field->assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-// DER UTF8String with a definite length (short or two-byte long form).
-std::vector<uint8_t> Utf8StringDer(const std::string& s) {
-  std::vector<uint8_t> out = {0x0c};
-  if (s.size() < 128) {
-    out.push_back(static_cast<uint8_t>(s.size()));
-  } else {
-    out.push_back(0x82);
-    out.push_back(static_cast<uint8_t>(s.size() >> 8));
-    out.push_back(static_cast<uint8_t>(s.size() & 0xff));
-  }
-  out.insert(out.end(), s.begin(), s.end());
-  return out;
-}
-
-absl::StatusOr<std::string> ParseUtf8StringDer(const std::vector<uint8_t>& der) {
-  auto bad = absl::InvalidArgumentError("malformed member id extension");
-  if (der.size() < 2 || der[0] != 0x0c) return bad;
-  size_t len = 0;
-  size_t off = 2;
-  if (der[1] < 128) {
-    len = der[1];
-  } else if (der[1] == 0x82 && der.size() >= 4) {
-    len = (static_cast<size_t>(der[2]) << 8) | der[3];
-    off = 4;
-    if (len < 128) return bad;  // not the shortest form: not DER
-  } else {
-    return bad;
-  }
-  if (off + len != der.size()) return bad;
-  return std::string(der.begin() + static_cast<long>(off), der.end());
 }
 
 }  // namespace
@@ -232,8 +201,9 @@ absl::StatusOr<MemberId> MemberIdOf(const crypto::Certificate& member_cert) {
     return absl::InvalidArgumentError("member certificate '" + member_cert.Subject() +
                                       "' names no member id");
   }
-  ASSIGN_OR_RETURN(std::string text, ParseUtf8StringDer(*ext));
-  return MemberId::Parse(text);
+  auto text = crypto::ParseDerUtf8String(*ext);
+  if (!text.ok()) return absl::InvalidArgumentError("malformed member id extension");
+  return MemberId::Parse(*text);
 }
 
 absl::StatusOr<crypto::Certificate> IssueMemberCert(const VerifiedGroupCa& group,
@@ -251,7 +221,8 @@ absl::StatusOr<crypto::Certificate> IssueMemberCert(const VerifiedGroupCa& group
   p.not_after = group.group_ca.NotAfter();
   p.key_usage = {"digitalSignature"};
   p.policies = {KindOid(CertKind::kMember)};
-  p.extra_extensions.push_back({MemberIdExtensionOid(), false, Utf8StringDer(id.ToString())});
+  p.extra_extensions.push_back(
+      {MemberIdExtensionOid(), false, crypto::DerUtf8String(id.ToString())});
   return crypto::IssueCertificate(p, identity_key, &group.group_ca, group_ca_key);
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "crypto/der.h"
 
 namespace clade::hsm {
 namespace {
@@ -57,19 +58,6 @@ absl::StatusOr<int64_t> ParseGeneralizedTime(const std::string& text) {
   return absl::ToUnixSeconds(absl::FromCivil(cs, absl::UTCTimeZone()));
 }
 
-std::vector<uint8_t> Utf8Der(const std::string& s) {
-  std::vector<uint8_t> out = {0x0c};
-  if (s.size() < 128) {
-    out.push_back(static_cast<uint8_t>(s.size()));
-  } else {
-    out.push_back(0x82);
-    out.push_back(static_cast<uint8_t>(s.size() >> 8));
-    out.push_back(static_cast<uint8_t>(s.size() & 0xff));
-  }
-  out.insert(out.end(), s.begin(), s.end());
-  return out;
-}
-
 absl::StatusOr<std::vector<uint8_t>> HexBytes(const std::string& hex, const std::string& where) {
   if (hex.empty() || hex.size() % 2 != 0) return Bad(where + " must be an even-length hex string");
   std::vector<uint8_t> out;
@@ -106,7 +94,7 @@ absl::StatusOr<crypto::CertProfile::RawExtension> ParseExtension(const Json& e, 
     if (!e.at("utf8").is_string()) return Bad(where + ".utf8 must be a string");
     std::string v = e.at("utf8").get<std::string>();
     if (v.size() > 1024) return Bad(where + ".utf8 is too long");
-    ext.value = Utf8Der(v);
+    ext.value = crypto::DerUtf8String(v);
   } else {
     if (!e.at("der_hex").is_string()) return Bad(where + ".der_hex must be a string");
     ASSIGN_OR_RETURN(ext.value, HexBytes(e.at("der_hex").get<std::string>(), where + ".der_hex"));

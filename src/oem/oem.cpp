@@ -5,6 +5,7 @@
 #include "clade/v1/job.pb.h"
 #include "crypto/cms.h"
 #include "crypto/digest.h"
+#include "crypto/pem_files.h"
 #include "crypto/signature.h"
 #include "hsm/group.h"
 #include "hsm/job.h"
@@ -16,27 +17,6 @@ namespace clade::oem {
 namespace {
 
 constexpr int64_t kYear = 365 * 86400;
-
-absl::StatusOr<crypto::Certificate> LoadCert(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string pem, ReadFileString(path, crypto::kMaxChainPem));
-  auto cert = crypto::Certificate::FromPem(pem);
-  if (!cert.ok()) return Annotate(cert.status(), path);
-  return cert;
-}
-
-absl::StatusOr<crypto::PrivateKey> LoadKey(const std::string& path) {
-  RETURN_IF_ERROR(CheckPrivateFile(path));
-  ASSIGN_OR_RETURN(Bytes pem, ReadFileBytes(path, crypto::kMaxKeyEncoding));
-  auto key = crypto::PrivateKey::FromPem(crypto::SecretBytes::Adopt(pem));
-  if (!key.ok()) return Annotate(key.status(), path);
-  return key;
-}
-
-absl::Status WriteKey(const std::string& path, const crypto::PrivateKey& key) {
-  crypto::SecretBytes pem = key.ToPkcs8Pem();
-  auto bytes = pem.RevealSecret();
-  return WriteFileAtomic(path, bytes.data(), bytes.size(), 0600, /*exclusive=*/true);
-}
 
 std::string Str(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
 
@@ -70,16 +50,16 @@ absl::StatusOr<Oem> Oem::Init(const std::string& dir, const std::string& name) {
   issuing_profile.key_usage = {"keyCertSign", "cRLSign"};
   ASSIGN_OR_RETURN(auto issuing, crypto::IssueCertificate(issuing_profile, issuing_key.Public(),
                                                           &root, root_key));
-  RETURN_IF_ERROR(WriteKey(dir + "/root.key", root_key));
-  RETURN_IF_ERROR(WriteKey(dir + "/issuing.key", issuing_key));
+  RETURN_IF_ERROR(crypto::WritePrivateKeyFile(dir + "/root.key", root_key));
+  RETURN_IF_ERROR(crypto::WritePrivateKeyFile(dir + "/issuing.key", issuing_key));
   RETURN_IF_ERROR(WriteFileAtomic(dir + "/root.crt", root.Pem(), 0644, true));
   RETURN_IF_ERROR(WriteFileAtomic(dir + "/issuing.crt", issuing.Pem(), 0644, true));
   return Oem(dir, std::move(root), std::move(issuing));
 }
 
 absl::StatusOr<Oem> Oem::Load(const std::string& dir) {
-  ASSIGN_OR_RETURN(auto root, LoadCert(dir + "/root.crt"));
-  ASSIGN_OR_RETURN(auto issuing, LoadCert(dir + "/issuing.crt"));
+  ASSIGN_OR_RETURN(auto root, crypto::ReadCertificateFile(dir + "/root.crt"));
+  ASSIGN_OR_RETURN(auto issuing, crypto::ReadCertificateFile(dir + "/issuing.crt"));
   auto path = crypto::VerifyChain(issuing, {}, root);
   if (!path.ok()) return Annotate(path.status(), dir + "/issuing.crt");
   return Oem(dir, std::move(root), std::move(issuing));
@@ -96,17 +76,14 @@ absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now
   }
   // The group: verified up to the supplier root before anything is wrapped for it.
   const std::string& g = o.group_export_dir;
-  ASSIGN_OR_RETURN(std::string chain_pem,
-                   ReadFileString(g + "/group-ca-chain.pem", crypto::kMaxChainPem));
-  auto chain = crypto::Certificate::ChainFromPem(chain_pem);
-  if (!chain.ok()) return Annotate(chain.status(), g + "/group-ca-chain.pem");
-  ASSIGN_OR_RETURN(auto enc, LoadCert(g + "/group-enc.crt"));
-  ASSIGN_OR_RETURN(auto supplier_root, LoadCert(g + "/supplier-root.crt"));
+  ASSIGN_OR_RETURN(auto chain, crypto::ReadChainFile(g + "/group-ca-chain.pem"));
+  ASSIGN_OR_RETURN(auto enc, crypto::ReadCertificateFile(g + "/group-enc.crt"));
+  ASSIGN_OR_RETURN(auto supplier_root, crypto::ReadCertificateFile(g + "/supplier-root.crt"));
   if (o.pinned_supplier_root && !(*o.pinned_supplier_root == supplier_root)) {
     return absl::PermissionDeniedError(
         "the group export's supplier root is not the supplier root you pinned (--supplier-root)");
   }
-  auto group_id = hsm::VerifyGroupEncryptionCert(*chain, enc, supplier_root);
+  auto group_id = hsm::VerifyGroupEncryptionCert(chain, enc, supplier_root);
   if (!group_id.ok()) {
     return Annotate(group_id.status(), "the group in " + g + " is not genuine");
   }
@@ -124,7 +101,7 @@ absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now
     // A PEM envelope ("-----BEGIN CMS-----") is kept as is; the HSM reads both forms.
     pkg.set_wrapped_ca_key(Str(*o.wrapped_ca_key));
   } else {
-    ASSIGN_OR_RETURN(auto issuing_key, LoadKey(dir_ + "/issuing.key"));
+    ASSIGN_OR_RETURN(auto issuing_key, crypto::ReadPrivateKeyFile(dir_ + "/issuing.key"));
     if (!issuing_key.Public().Equals(issuing_.SubjectKey())) {
       return absl::InvalidArgumentError(dir_ + "/issuing.key does not match " + dir_ +
                                         "/issuing.crt");
@@ -143,7 +120,7 @@ absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now
   }
   pkg.set_issued_at(now);
   pkg.set_expires_at(o.expires_at);
-  ASSIGN_OR_RETURN(auto root_key, LoadKey(dir_ + "/root.key"));
+  ASSIGN_OR_RETURN(auto root_key, crypto::ReadPrivateKeyFile(dir_ + "/root.key"));
   std::string payload = pkg.SerializeAsString();
   ASSIGN_OR_RETURN(auto sealed, wire::SealMessage(hsm::kJobPackageType, crypto::AsBytes(payload),
                                                   root_key, {root_}));

@@ -4,32 +4,12 @@
 
 #include "base/clock.h"
 #include "base/files.h"
+#include "crypto/pem_files.h"
 
 namespace clade::supplier {
 namespace {
 
 constexpr int64_t kYear = 365 * 86400;
-
-absl::StatusOr<crypto::PrivateKey> LoadKey(const std::string& path) {
-  RETURN_IF_ERROR(CheckPrivateFile(path));
-  ASSIGN_OR_RETURN(Bytes pem, ReadFileBytes(path, crypto::kMaxKeyEncoding));
-  auto key = crypto::PrivateKey::FromPem(crypto::SecretBytes::Adopt(pem));
-  if (!key.ok()) return Annotate(key.status(), path);
-  return key;
-}
-
-absl::StatusOr<crypto::Certificate> LoadCert(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string pem, ReadFileString(path, crypto::kMaxChainPem));
-  auto cert = crypto::Certificate::FromPem(pem);
-  if (!cert.ok()) return Annotate(cert.status(), path);
-  return cert;
-}
-
-absl::Status WriteKey(const std::string& path, const crypto::PrivateKey& key) {
-  crypto::SecretBytes pem = key.ToPkcs8Pem();
-  auto bytes = pem.RevealSecret();
-  return WriteFileAtomic(path, bytes.data(), bytes.size(), 0600, /*exclusive=*/true);
-}
 
 }  // namespace
 
@@ -68,17 +48,17 @@ absl::StatusOr<Supplier> Supplier::Init(const std::string& dir, const std::strin
   ASSIGN_OR_RETURN(auto issuing, crypto::IssueCertificate(issuing_profile, issuing_key.Public(),
                                                           &root, root_key));
 
-  RETURN_IF_ERROR(WriteKey(dir + "/root.key", root_key));
-  RETURN_IF_ERROR(WriteKey(dir + "/issuing.key", issuing_key));
+  RETURN_IF_ERROR(crypto::WritePrivateKeyFile(dir + "/root.key", root_key));
+  RETURN_IF_ERROR(crypto::WritePrivateKeyFile(dir + "/issuing.key", issuing_key));
   RETURN_IF_ERROR(WriteFileAtomic(dir + "/root.crt", root.Pem(), 0644, true));
   RETURN_IF_ERROR(WriteFileAtomic(dir + "/issuing.crt", issuing.Pem(), 0644, true));
   return Supplier(name, std::move(root), std::move(issuing), std::move(issuing_key));
 }
 
 absl::StatusOr<Supplier> Supplier::Load(const std::string& dir) {
-  ASSIGN_OR_RETURN(auto root, LoadCert(dir + "/root.crt"));
-  ASSIGN_OR_RETURN(auto issuing, LoadCert(dir + "/issuing.crt"));
-  ASSIGN_OR_RETURN(auto issuing_key, LoadKey(dir + "/issuing.key"));
+  ASSIGN_OR_RETURN(auto root, crypto::ReadCertificateFile(dir + "/root.crt"));
+  ASSIGN_OR_RETURN(auto issuing, crypto::ReadCertificateFile(dir + "/issuing.crt"));
+  ASSIGN_OR_RETURN(auto issuing_key, crypto::ReadPrivateKeyFile(dir + "/issuing.key"));
   RETURN_IF_ERROR(hsm::RequireKind(root, hsm::CertKind::kSupplierRoot));
   RETURN_IF_ERROR(hsm::RequireKind(issuing, hsm::CertKind::kSupplierIssuing));
   if (!issuing_key.Public().Equals(issuing.SubjectKey())) {

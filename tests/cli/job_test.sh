@@ -333,7 +333,8 @@ expect_ok "$CLADE" job import --state "$T/h4" --package "$T/other-group.pkg"
 expect_fail 1 "this HSM is not a member of it" "$CLADE" job import --state "$T/h3" \
   --package "$T/other-group.pkg"
 # A provisioning record verifies against its group, and not against another.
-rec=$(ls "$D"/*/record.msg | head -1)
+recs=("$D"/*/record.msg)
+rec=${recs[0]}
 expect_ok "$CLADE" record verify "$rec" --group-export "$T/gx"
 expect_out "record verified: signed by member 1."
 expect_fail 1 "is not signed by a member of group" "$CLADE" record verify "$rec" --group-export "$T/gy"
