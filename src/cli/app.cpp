@@ -12,8 +12,9 @@ int Run(int argc, char** argv) {
       "a production line.\n\nActors: `clade supplier` (the HSM supplier's offline CA), "
       "`clade hsm` (one HSM), `clade group` (found a group, enroll members), `clade oem` (the "
       "OEM's CAs and job packages), `clade job` and `clade provision` (jobs and devices on a "
-      "member), `clade audit` (export and verify the audit log), `clade msg` (read message "
-      "files). Run `clade <command> --help` for each.",
+      "member), `clade audit` (export and verify the audit log), `clade device` (virtual "
+      "chips), `clade msg` (read message files). `clade hsm serve` runs an HSM as a daemon. "
+      "Run `clade <command> --help` for each.",
       "clade"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "clade 0.1.0");
@@ -25,6 +26,8 @@ int Run(int argc, char** argv) {
   AddAuditCommands(app, dispatch);
   AddOemCommands(app, dispatch);
   AddJobCommands(app, dispatch);
+  AddDeviceCommands(app, dispatch);
+  AddServeCommands(app, dispatch);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

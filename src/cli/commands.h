@@ -25,6 +25,11 @@ void AddMsgCommands(CLI::App& app, Dispatch& dispatch);    // msg_cmd.cpp
 void AddAuditCommands(CLI::App& app, Dispatch& dispatch);  // audit_cmd.cpp
 void AddOemCommands(CLI::App& app, Dispatch& dispatch);    // oem_cmd.cpp
 void AddJobCommands(CLI::App& app, Dispatch& dispatch);    // job_cmd.cpp: job, provision
+// device_cmd.cpp: `device make-tray`, `device program`, `device verify` (virtual chips).
+void AddDeviceCommands(CLI::App& app, Dispatch& dispatch);
+// serve_cmd.cpp: `hsm serve`, `hsm call`, `group issue-client`, `group enroll`; call after the
+// hsm and group commands exist.
+void AddServeCommands(CLI::App& app, Dispatch& dispatch);
 
 // Runs the command line; returns the process exit code.
 int Run(int argc, char** argv);

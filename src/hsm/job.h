@@ -94,6 +94,7 @@ class Provisioner {
 
   const DeviceProfile& profile() const;
   const std::string& member_id() const;
+  const std::string& group_id() const;
 
  private:
   struct State;

@@ -62,6 +62,7 @@ Provisioner::Provisioner(std::unique_ptr<State> state) : s_(std::move(state)) {}
 Provisioner::~Provisioner() = default;
 const DeviceProfile& Provisioner::profile() const { return s_->profile; }
 const std::string& Provisioner::member_id() const { return s_->member_id; }
+const std::string& Provisioner::group_id() const { return s_->group_id; }
 
 absl::StatusOr<std::unique_ptr<Provisioner>> Provisioner::Create(Hsm& hsm,
                                                                  const std::string& job_id,

@@ -1,6 +1,7 @@
 // Hand-written DER: UTF8String round trips in short and long form; anything not exact DER is
 // refused.
 #include "crypto/der.h"
+
 #include "support/testing.h"
 
 namespace clade::crypto {
@@ -21,13 +22,13 @@ TEST(Der, Utf8StringRoundTripsInShortAndLongForm) {
 
 TEST(Der, RefusesWhatIsNotExactDer) {
   const std::vector<std::vector<uint8_t>> bad = {
-      {},                                // empty
-      {0x13, 0x01, 'a'},                 // PrintableString, not UTF8String
-      {0x0c, 0x02, 'a'},                 // truncated
-      {0x0c, 0x01, 'a', 'b'},            // trailing byte
-      {0x0c, 0x81, 0x01, 'a'},           // long form for a short length
-      {0x0c, 0x82, 0x00, 0x80},          // two-byte length below 256
-      {0x0c, 0x80},                      // indefinite length
+      {},                        // empty
+      {0x13, 0x01, 'a'},         // PrintableString, not UTF8String
+      {0x0c, 0x02, 'a'},         // truncated
+      {0x0c, 0x01, 'a', 'b'},    // trailing byte
+      {0x0c, 0x81, 0x01, 'a'},   // long form for a short length
+      {0x0c, 0x82, 0x00, 0x80},  // two-byte length below 256
+      {0x0c, 0x80},              // indefinite length
   };
   for (const auto& der : bad) {
     EXPECT_THAT(ParseDerUtf8String(der),

@@ -1,0 +1,133 @@
+// `clade device …`: virtual chips on the factory line — make a tray, program a chip from what
+// `clade provision` wrote, verify a whole tray against the OEM root and a job package.
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "base/clock.h"
+#include "base/files.h"
+#include "cli/commands.h"
+#include "crypto/x509.h"
+#include "hsm/job.h"
+#include "line/virtual_chip.h"
+
+namespace clade::cli {
+namespace {
+
+void AddMakeTray(CLI::App& device, Dispatch& dispatch) {
+  struct Args {
+    std::string dir, prefix = "CHIP-";
+    size_t count = 0;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = device.add_subcommand(
+      "make-tray",
+      "Manufacture a tray of virtual chips: DIR/<uid>/ each with an on-chip key pair "
+      "(device.key, device.pub) and a transport key (transport.key, transport.crt), unlocked.");
+  cmd->add_option("--dir", a->dir, "Tray directory to create")->required();
+  cmd->add_option("--count", a->count, "Number of chips")
+      ->required()
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  cmd->add_option("--prefix", a->prefix, "Uid prefix (default CHIP-): CHIP-000001, …");
+  cmd->callback([&dispatch, a] {
+    dispatch.action = [a]() -> absl::Status {
+      ASSIGN_OR_RETURN(line::Tray tray, line::Tray::Make(a->dir, a->count, a->prefix));
+      std::cout << "tray " << a->dir << ": " << tray.uids().size() << " chips, "
+                << tray.uids().front() << " to " << tray.uids().back() << "\n";
+      return absl::OkStatus();
+    };
+  });
+}
+
+void AddProgram(CLI::App& device, Dispatch& dispatch) {
+  struct Args {
+    std::string tray, uid, from;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = device.add_subcommand(
+      "program",
+      "Program one virtual chip from the directory `clade provision` wrote: the chip opens "
+      "device-key.cms with its transport key (hsm key mode) or keeps its own key (device key "
+      "mode), checks that device.crt is for that key, writes its flash and sets the lock bit. "
+      "A locked chip is refused.");
+  cmd->add_option("--tray", a->tray, "Tray directory (clade device make-tray)")->required();
+  cmd->add_option("--uid", a->uid, "The chip's uid")->required();
+  cmd->add_option("--from", a->from, "Output directory of `clade provision`")->required();
+  cmd->callback([&dispatch, a] {
+    dispatch.action = [a]() -> absl::Status {
+      ASSIGN_OR_RETURN(line::Tray tray, line::Tray::Open(a->tray));
+      ASSIGN_OR_RETURN(line::VirtualChip chip, tray.Chip(a->uid));
+      if (chip.locked()) {
+        // Before reading anything else: the refusal a person expects first.
+        return absl::FailedPreconditionError("chip " + chip.uid() +
+                                             " is locked; it was programmed at " +
+                                             FormatTime(chip.programmed_at()));
+      }
+      ASSIGN_OR_RETURN(line::ProgramInput input, line::ProgramInput::FromDirectory(a->from));
+      RETURN_IF_ERROR(chip.Program(input));
+      std::cout << "chip " << chip.uid() << " programmed and locked\n";
+      return absl::OkStatus();
+    };
+  });
+}
+
+void AddVerify(CLI::App& device, Dispatch& dispatch) {
+  struct Args {
+    std::string tray, oem_root, job_package;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = device.add_subcommand(
+      "verify",
+      "Check every chip of a tray: lock bit set, device.crt chains to the OEM root (the anchor is "
+      "FILE, never chain.pem's root), the key on the chip matches the certificate and, with "
+      "--job-package, firmware.bin and config.bin digests equal the job's. Exit 1 on any failure.");
+  cmd->add_option("--tray", a->tray, "Tray directory")->required();
+  cmd->add_option("--oem-root", a->oem_root, "The OEM root certificate (PEM)")->required();
+  cmd->add_option("--job-package", a->job_package,
+                  "The job package file (`clade oem package`), for the firmware and config "
+                  "digests; it must be signed by the OEM root");
+  cmd->callback([&dispatch, a] {
+    dispatch.action = [a]() -> absl::Status {
+      ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->oem_root, crypto::kMaxChainPem));
+      ASSIGN_OR_RETURN(crypto::Certificate root, crypto::Certificate::FromPem(pem));
+      line::ChipVerifyOptions options;
+      options.oem_root = &root;
+      if (!a->job_package.empty()) {
+        ASSIGN_OR_RETURN(auto bytes, ReadFileBytes(a->job_package, hsm::kMaxJobPackage));
+        ASSIGN_OR_RETURN(options.job, line::JobDigestsFromPackage(bytes, root));
+      }
+      ASSIGN_OR_RETURN(line::Tray tray, line::Tray::Open(a->tray));
+      if (tray.uids().empty()) return absl::NotFoundError("no chips in tray " + a->tray);
+      std::vector<line::ChipResult> results = tray.Verify(options);
+      size_t failed = 0;
+      std::string failed_uids;
+      for (const auto& r : results) {
+        if (r.failures.empty()) continue;
+        ++failed;
+        if (failed <= 10) failed_uids += (failed_uids.empty() ? "" : ", ") + r.uid;
+        for (const auto& f : r.failures) std::cout << "FAIL " << f << "\n";
+      }
+      std::cout << results.size() << " chips: " << results.size() - failed << " ok, " << failed
+                << " failed\n";
+      if (failed > 0) {
+        return absl::PermissionDeniedError(
+            std::to_string(failed) + " of " + std::to_string(results.size()) +
+            " chips failed verification: " + failed_uids + (failed > 10 ? ", …" : ""));
+      }
+      return absl::OkStatus();
+    };
+  });
+}
+
+}  // namespace
+
+void AddDeviceCommands(CLI::App& app, Dispatch& dispatch) {
+  CLI::App* device = app.add_subcommand(
+      "device", "Virtual chips on the factory line: make a tray, program a chip, verify a tray");
+  device->require_subcommand(1);
+  AddMakeTray(*device, dispatch);
+  AddProgram(*device, dispatch);
+  AddVerify(*device, dispatch);
+}
+
+}  // namespace clade::cli

@@ -1,0 +1,77 @@
+#include "hsm/client_cert.h"
+
+#include "base/clock.h"
+#include "crypto/der.h"
+#include "hsm/group.h"
+#include "hsm/internal/group_records.h"
+
+namespace clade::hsm {
+
+std::string ClientRoleExtensionOid() { return std::string(kCladeArc) + ".2.2"; }
+
+namespace {
+bool KnownRole(const std::string& role) { return role == kRoleLine || role == kRoleOperator; }
+}  // namespace
+
+absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_id,
+                                             const std::string& role, int64_t valid_for,
+                                             int64_t now) {
+  if (!KnownRole(role)) {
+    return absl::InvalidArgumentError("role '" + role + "' is not one of: line, operator");
+  }
+  if (valid_for <= 0) return absl::InvalidArgumentError("validity must be positive");
+  if (now == 0) now = NowUnix();
+  ASSIGN_OR_RETURN(GroupExport g, ExportGroup(hsm, group_id));
+  ASSIGN_OR_RETURN(internal::VerifiedGroupCa group,
+                   internal::VerifyGroupCaChain(g.group_ca_chain, g.supplier_root, now));
+  std::optional<crypto::PrivateKey> ca_key;
+  RETURN_IF_ERROR(hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(auto keys, internal::LoadGroupKeys(tx, group_id));
+    ca_key.emplace(std::move(keys.group_ca));
+    return absl::OkStatus();
+  }));
+  ASSIGN_OR_RETURN(auto key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
+  crypto::CertProfile p;
+  p.subject = {{"CN", "Clade " + role + " client"}, {"O", group_id}, {"OU", role}};
+  p.not_before = now - 60;
+  p.not_after = std::min<int64_t>(group.group_ca.NotAfter(), now + valid_for);
+  p.key_usage = {"digitalSignature"};
+  p.extended_key_usage = {"clientAuth"};
+  p.policies = {KindOid(CertKind::kClient)};
+  p.extra_extensions.push_back({ClientRoleExtensionOid(), false, crypto::DerUtf8String(role)});
+  ASSIGN_OR_RETURN(auto cert, crypto::IssueCertificate(p, key.Public(), &group.group_ca, *ca_key));
+  IssuedClient out{std::move(key), {cert}, g.supplier_root};
+  for (const auto& c : g.group_ca_chain) out.chain.push_back(c);
+  return out;
+}
+
+absl::StatusOr<VerifiedClient> VerifyClientCert(Hsm& hsm, const crypto::Certificate& leaf,
+                                                int64_t now) {
+  if (now == 0) now = NowUnix();
+  RETURN_IF_ERROR(RequireKind(leaf, CertKind::kClient));
+  auto ext = leaf.Extension(ClientRoleExtensionOid());
+  if (!ext) {
+    return absl::PermissionDeniedError("client certificate '" + leaf.Subject() + "' names no role");
+  }
+  ASSIGN_OR_RETURN(std::string role, crypto::ParseDerUtf8String(*ext));
+  if (!KnownRole(role)) {
+    return absl::PermissionDeniedError("client certificate '" + leaf.Subject() +
+                                       "' names an unknown role '" + role + "'");
+  }
+  ASSIGN_OR_RETURN(auto groups, ListGroups(hsm));
+  std::string last_reason;
+  for (const auto& s : groups) {
+    ASSIGN_OR_RETURN(GroupExport g, ExportGroup(hsm, s.group_id));
+    if (leaf.Issuer() != g.group_ca_chain[0].Subject()) continue;
+    auto group = internal::VerifyGroupCaChain(g.group_ca_chain, g.supplier_root, now);
+    if (!group.ok()) continue;
+    auto st = internal::VerifyIssuedByGroup(leaf, CertKind::kClient, *group, g.supplier_root, now);
+    if (st.ok()) return VerifiedClient{s.group_id, role, leaf.Subject()};
+    last_reason = ": " + std::string(st.message());
+  }
+  return absl::PermissionDeniedError("client certificate '" + leaf.Subject() +
+                                     "' is not issued by the CA of any group of this HSM" +
+                                     last_reason);
+}
+
+}  // namespace clade::hsm

@@ -1,0 +1,46 @@
+// Client certificates for the HSM daemon: line servers and operators authenticate to a member
+// with a certificate of kind client, issued by the group CA, carrying a role ("line" or
+// "operator") in the extension <arc>.2.2 (a UTF8String). Any member can issue one; any member
+// checks it against the group CA it holds.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "crypto/key.h"
+#include "crypto/x509.h"
+#include "hsm/hsm.h"
+
+namespace clade::hsm {
+
+inline constexpr char kRoleLine[] = "line";
+inline constexpr char kRoleOperator[] = "operator";
+
+// The role extension OID: kCladeArc + ".2.2".
+std::string ClientRoleExtensionOid();
+
+struct IssuedClient {
+  crypto::PrivateKey key;                  // new P-256 key, made here and handed out
+  std::vector<crypto::Certificate> chain;  // client cert, group CA, founder identity, issuing
+  crypto::Certificate supplier_root;
+};
+// Issues a client certificate for `role` (line|operator) with the group CA of `group_id`; valid
+// until the group CA expires or `valid_for` seconds, whichever is first.
+absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_id,
+                                             const std::string& role,
+                                             int64_t valid_for = 365 * 24 * 3600, int64_t now = 0);
+
+struct VerifiedClient {
+  std::string group_id;
+  std::string role;
+  std::string subject;
+};
+// Checks a client certificate: kind client, issued directly by the group CA of a group this HSM
+// is a member of, valid now, with a known role. PermissionDenied with a named reason otherwise,
+// e.g. "client certificate 'CN=…' is not issued by the CA of any group of this HSM".
+absl::StatusOr<VerifiedClient> VerifyClientCert(Hsm& hsm, const crypto::Certificate& leaf,
+                                                int64_t now = 0);
+
+}  // namespace clade::hsm

@@ -1,0 +1,433 @@
+#include "rpc/server.h"
+
+#include <grpc/support/log.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <map>
+#include <mutex>
+
+#include "base/clock.h"
+#include "clade/v1/group.pb.h"
+#include "clade/v1/hsm_service.grpc.pb.h"
+#include "clade/v1/job.pb.h"
+#include "crypto/signature.h"
+#include "crypto/x509.h"
+#include "hsm/audit.h"
+#include "hsm/client_cert.h"
+#include "hsm/enrollment.h"
+#include "hsm/group.h"
+#include "hsm/hsm.h"
+#include "hsm/job.h"
+#include "wire/envelope.h"
+
+namespace clade::rpc {
+namespace {
+
+using grpc::ServerContext;
+using grpc::StatusCode;
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  StatusCode code = StatusCode::UNKNOWN;
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      code = StatusCode::INVALID_ARGUMENT;
+      break;
+    case absl::StatusCode::kNotFound:
+      code = StatusCode::NOT_FOUND;
+      break;
+    case absl::StatusCode::kAlreadyExists:
+      code = StatusCode::ALREADY_EXISTS;
+      break;
+    case absl::StatusCode::kPermissionDenied:
+      code = StatusCode::PERMISSION_DENIED;
+      break;
+    case absl::StatusCode::kFailedPrecondition:
+      code = StatusCode::FAILED_PRECONDITION;
+      break;
+    case absl::StatusCode::kUnauthenticated:
+      code = StatusCode::UNAUTHENTICATED;
+      break;
+    default:
+      code = StatusCode::INTERNAL;
+      break;
+  }
+  return grpc::Status(code, std::string(s.message()));
+}
+
+std::string Timestamp() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Values with spaces or quotes are quoted, so a line stays one key=value list.
+std::string Quote(const std::string& v) {
+  if (!v.empty() && v.find_first_of(" \"=\n\t") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += (c == '\n' || c == '\t') ? ' ' : c;
+  }
+  return out + "\"";
+}
+
+// Who called.
+struct Caller {
+  std::string kind;  // "hsm", "line" or "operator"
+  std::string who;   // HSM serial, or the client certificate's subject
+  std::string group_id;
+
+  // A line or operator client acts for the one group that issued its certificate; an HSM keeps
+  // its groups strictly apart, so a client of one never touches another.
+  grpc::Status MayActFor(const std::string& group) const {
+    if (kind == "hsm" || group == group_id) return grpc::Status::OK;
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "the caller (role " + kind + ") is a client of group " + group_id +
+                            ", not of group " + group);
+  }
+};
+
+// The group a message file is for, read before anything acts on it.
+template <typename M>
+absl::StatusOr<std::string> GroupOfMessage(const std::string& bytes, const char* type,
+                                           size_t limit) {
+  ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(crypto::AsBytes(bytes), type, limit));
+  M m;
+  if (!m.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
+    return absl::InvalidArgumentError(std::string("malformed message: ") + type);
+  }
+  return m.group_id();
+}
+
+// gRPC's own log lines (e.g. a refused TLS handshake) go through the running daemon's log, as
+// structured lines; only one daemon per process logs them.
+std::atomic<Daemon::Impl*> g_logging_daemon{nullptr};
+void GrpcLog(gpr_log_func_args* args);
+
+}  // namespace
+
+struct Daemon::Impl final : public v1::HsmService::Service {
+  std::unique_ptr<hsm::Hsm> hsm;
+  std::mutex mu;  // serializes every use of `hsm`
+  std::ostream* log = nullptr;
+  std::mutex log_mu;
+  std::string members;  // this HSM's member ids, for every log line
+  std::string serial;
+  std::string address;
+  std::string key_pem;  // the identity key, for the life of the server only
+  std::unique_ptr<grpc::Server> server;
+  std::atomic<bool> stopping{false};
+
+  ~Impl() { std::fill(key_pem.begin(), key_pem.end(), '\0'); }
+
+  void Log(const std::string& event, const std::vector<std::pair<std::string, std::string>>& kv) {
+    std::string line =
+        "ts=" + Timestamp() + " hsm=" + serial + " member=" + Quote(members) + " event=" + event;
+    for (const auto& [k, v] : kv) line += " " + k + "=" + Quote(v);
+    std::lock_guard<std::mutex> l(log_mu);
+    *log << line << std::endl;
+  }
+
+  void RefreshMembers() {
+    auto groups = hsm::ListGroups(*hsm);
+    members.clear();
+    if (!groups.ok()) return;
+    for (const auto& g : *groups) {
+      if (!members.empty()) members += ",";
+      members += g.member_id;
+    }
+    if (members.empty()) members = "none";
+  }
+
+  // Checks the caller's certificate and that its kind/role is in `allowed`. Call with `mu` held.
+  grpc::Status Authorize(ServerContext* ctx, const char* rpc,
+                         std::initializer_list<const char*> allowed, Caller* out) {
+    auto auth = ctx->auth_context();
+    std::vector<grpc::string_ref> leaf_pem;
+    if (auth) leaf_pem = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+    auto refuse = [&](StatusCode code, const std::string& why) {
+      Log("refused", {{"rpc", rpc}, {"peer", ctx->peer()}, {"reason", why}});
+      return grpc::Status(code, why);
+    };
+    if (leaf_pem.empty()) return refuse(StatusCode::UNAUTHENTICATED, "no client certificate");
+    auto leaf = crypto::Certificate::FromPem(std::string(leaf_pem[0].data(), leaf_pem[0].size()));
+    if (!leaf.ok()) {
+      return refuse(StatusCode::UNAUTHENTICATED,
+                    "client certificate does not parse: " + std::string(leaf.status().message()));
+    }
+    Caller c;
+    auto kind = hsm::KindOf(*leaf);
+    if (kind.ok() && *kind == hsm::CertKind::kHsmIdentity) {
+      // A peer HSM: genuine under our supplier root, with the issuing CA from its chain.
+      std::vector<crypto::Certificate> chain;
+      for (const auto& ref : auth->FindPropertyValues(GRPC_X509_PEM_CERT_CHAIN_PROPERTY_NAME)) {
+        auto certs = crypto::Certificate::ChainFromPem(std::string(ref.data(), ref.size()));
+        if (certs.ok()) chain.insert(chain.end(), certs->begin(), certs->end());
+      }
+      absl::Status last = absl::PermissionDeniedError("its chain holds no supplier issuing CA");
+      bool ok = false;
+      for (const auto& issuing : chain) {
+        auto k = hsm::KindOf(issuing);
+        if (!k.ok() || *k != hsm::CertKind::kSupplierIssuing) continue;
+        auto genuine = hsm::VerifyGenuineHsm(*leaf, issuing, hsm->supplier_root());
+        if (genuine.ok()) {
+          c = Caller{"hsm", genuine->serial, ""};
+          ok = true;
+          break;
+        }
+        last = genuine.status();
+      }
+      if (!ok) {
+        return refuse(StatusCode::PERMISSION_DENIED,
+                      "peer HSM is not genuine: " + std::string(last.message()));
+      }
+    } else {
+      auto client = hsm::VerifyClientCert(*hsm, *leaf);
+      if (!client.ok()) {
+        return refuse(StatusCode::PERMISSION_DENIED, std::string(client.status().message()));
+      }
+      c = Caller{client->role, client->subject, client->group_id};
+    }
+    bool permitted = false;
+    for (const char* a : allowed) permitted = permitted || c.kind == a;
+    if (!permitted) {
+      std::string names;
+      for (const char* a : allowed) names += std::string(names.empty() ? "" : ", ") + a;
+      return refuse(
+          StatusCode::PERMISSION_DENIED,
+          std::string("role '") + c.kind + "' may not call " + rpc + " (allowed: " + names + ")");
+    }
+    *out = c;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Announce(ServerContext* ctx, const v1::AnnounceRequest* req,
+                        v1::AnnounceResponse* resp) override {
+    std::lock_guard<std::mutex> l(mu);
+    Caller c;
+    if (auto s = Authorize(ctx, "Announce", {"operator", "hsm"}, &c); !s.ok()) return s;
+    auto gid = hsm::ResolveGroup(*hsm, req->group());
+    if (!gid.ok()) return ToGrpc(gid.status());
+    if (auto s = c.MayActFor(*gid); !s.ok()) return s;
+    auto msg = hsm::Announce(
+        *hsm, *gid, req->valid_for() > 0 ? req->valid_for() : hsm::kDefaultAnnouncementValidity);
+    if (!msg.ok()) return ToGrpc(msg.status());
+    resp->set_announcement(std::string(msg->begin(), msg->end()));
+    Log("announce", {{"group", *gid}, {"caller", c.kind + ":" + c.who}});
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Admit(ServerContext* ctx, const v1::AdmitRequest* req,
+                     v1::AdmitResponse* resp) override {
+    std::lock_guard<std::mutex> l(mu);
+    Caller c;
+    if (auto s = Authorize(ctx, "Admit", {"operator", "hsm"}, &c); !s.ok()) return s;
+    if (c.kind != "hsm") {
+      auto group = GroupOfMessage<v1::EnrollmentRequest>(req->request(), hsm::kRequestType,
+                                                         wire::kMaxMessageSize);
+      if (!group.ok()) return ToGrpc(group.status());
+      if (auto s = c.MayActFor(*group); !s.ok()) return s;
+    }
+    std::vector<uint8_t> bytes(req->request().begin(), req->request().end());
+    auto adm = hsm::Admit(*hsm, bytes);
+    if (!adm.ok()) {
+      Log("admit.refused",
+          {{"caller", c.kind + ":" + c.who}, {"reason", std::string(adm.status().message())}});
+      return ToGrpc(adm.status());
+    }
+    resp->set_response(std::string(adm->response.begin(), adm->response.end()));
+    resp->set_member_id(adm->member_id);
+    Log("admit", {{"candidate", adm->candidate_serial},
+                  {"new_member", adm->member_id},
+                  {"caller", c.kind + ":" + c.who}});
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ImportJob(ServerContext* ctx, const v1::ImportJobRequest* req,
+                         v1::ImportJobResponse* resp) override {
+    std::lock_guard<std::mutex> l(mu);
+    Caller c;
+    if (auto s = Authorize(ctx, "ImportJob", {"operator", "line"}, &c); !s.ok()) return s;
+    auto group =
+        GroupOfMessage<v1::JobPackage>(req->package(), hsm::kJobPackageType, hsm::kMaxJobPackage);
+    if (!group.ok()) return ToGrpc(group.status());
+    if (auto s = c.MayActFor(*group); !s.ok()) return s;
+    std::vector<uint8_t> bytes(req->package().begin(), req->package().end());
+    auto job = hsm::ImportJob(*hsm, bytes);
+    if (!job.ok()) return ToGrpc(job.status());
+    resp->set_job_id(job->job_id);
+    resp->set_group_id(job->group_id);
+    resp->set_product(job->product);
+    Log("job.import",
+        {{"job", job->job_id}, {"group", job->group_id}, {"caller", c.kind + ":" + c.who}});
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Provision(
+      ServerContext* ctx,
+      grpc::ServerReaderWriter<v1::ProvisionResponse, v1::ProvisionRequest>* stream) override {
+    Caller c;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (auto s = Authorize(ctx, "Provision", {"line", "operator"}, &c); !s.ok()) return s;
+    }
+    std::map<std::string, std::unique_ptr<hsm::Provisioner>> provisioners;
+    v1::ProvisionRequest req;
+    while (stream->Read(&req)) {
+      v1::ProvisionResponse resp;
+      resp.set_tag(req.tag());
+      resp.set_uid(req.uid());
+      absl::Status st = ProvisionOne(req, c, provisioners, &resp);
+      if (!st.ok()) {
+        resp.set_error(std::string(st.message()));
+        Log("provision.refused",
+            {{"job", req.job_id()}, {"uid", req.uid()}, {"reason", resp.error()}});
+      }
+      if (!stream->Write(resp)) break;
+    }
+    std::lock_guard<std::mutex> l(mu);
+    provisioners.clear();  // drops the unwrapped CA keys with the Hsm lock held
+    return grpc::Status::OK;
+  }
+
+  absl::Status ProvisionOne(const v1::ProvisionRequest& req, const Caller& c,
+                            std::map<std::string, std::unique_ptr<hsm::Provisioner>>& provs,
+                            v1::ProvisionResponse* resp) {
+    hsm::DeviceRequest dr;
+    dr.uid = req.uid();
+    dr.reissue = req.reissue();
+    if (!req.public_key_pem().empty()) {
+      ASSIGN_OR_RETURN(auto k, crypto::PublicKey::FromPem(req.public_key_pem()));
+      dr.device_key = std::move(k);
+    }
+    if (!req.transport_cert_pem().empty()) {
+      ASSIGN_OR_RETURN(auto t, crypto::Certificate::FromPem(req.transport_cert_pem()));
+      dr.transport_cert = std::move(t);
+    }
+    std::lock_guard<std::mutex> l(mu);
+    auto it = provs.find(req.job_id());
+    if (it == provs.end()) {
+      ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*hsm, req.job_id()));
+      if (auto s = c.MayActFor(p->group_id()); !s.ok()) {
+        return absl::PermissionDeniedError(s.error_message());
+      }
+      it = provs.emplace(req.job_id(), std::move(p)).first;
+    }
+    ASSIGN_OR_RETURN(hsm::ProvisioningData d, it->second->Provision(dr));
+    resp->set_device_cert(std::string(d.device_cert_der.begin(), d.device_cert_der.end()));
+    resp->set_cert_serial(d.cert_serial);
+    for (const auto& cert : d.chain) {
+      resp->add_chain(std::string(cert.Der().begin(), cert.Der().end()));
+    }
+    resp->set_key_envelope(std::string(d.key_envelope.begin(), d.key_envelope.end()));
+    resp->set_record(std::string(d.record.begin(), d.record.end()));
+    Log("provision", {{"job", req.job_id()},
+                      {"uid", req.uid()},
+                      {"serial", d.cert_serial},
+                      {"caller", c.kind + ":" + c.who}});
+    return absl::OkStatus();
+  }
+
+  grpc::Status Status(ServerContext* ctx, const v1::StatusRequest*,
+                      v1::StatusResponse* resp) override {
+    std::lock_guard<std::mutex> l(mu);
+    Caller c;
+    if (auto s = Authorize(ctx, "Status", {"line", "operator", "hsm"}, &c); !s.ok()) return s;
+    resp->set_serial(serial);
+    auto groups = hsm::ListGroups(*hsm);
+    if (!groups.ok()) return ToGrpc(groups.status());
+    for (const auto& g : *groups) resp->add_groups(g.group_id + " " + g.member_id);
+    resp->set_state(stopping ? "stopping" : "serving");
+    Log("status", {{"caller", c.kind + ":" + c.who}});
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ExportAudit(ServerContext* ctx, const v1::ExportAuditRequest*,
+                           v1::ExportAuditResponse* resp) override {
+    std::lock_guard<std::mutex> l(mu);
+    Caller c;
+    if (auto s = Authorize(ctx, "ExportAudit", {"operator"}, &c); !s.ok()) return s;
+    auto exp = hsm::ExportAudit(*hsm);
+    if (!exp.ok()) return ToGrpc(exp.status());
+    resp->set_export_message(std::string(exp->begin(), exp->end()));
+    Log("audit.export", {{"bytes", std::to_string(exp->size())}, {"caller", c.kind + ":" + c.who}});
+    return grpc::Status::OK;
+  }
+};
+
+namespace {
+void GrpcLog(gpr_log_func_args* args) {
+  Daemon::Impl* d = g_logging_daemon.load();
+  if (d == nullptr || args->severity < GPR_LOG_SEVERITY_ERROR) return;
+  std::string msg = args->message ? args->message : "";
+  // The client names the server by address (SNI); HSM certificates carry no host names.
+  if (msg.find("No match found for server name") != std::string::npos) return;
+  d->Log("grpc.error", {{"msg", msg}});
+}
+}  // namespace
+
+Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Daemon::~Daemon() {
+  if (impl_ && impl_->server) Shutdown(0);
+}
+const std::string& Daemon::address() const { return impl_->address; }
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const std::string& state_dir,
+                                                      const std::string& listen,
+                                                      std::ostream& log) {
+  auto impl = std::make_unique<Impl>();
+  impl->log = &log;
+  ASSIGN_OR_RETURN(impl->hsm, hsm::Hsm::Open(state_dir));
+  impl->serial = impl->hsm->identity().serial;
+  impl->RefreshMembers();
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError("--listen must be HOST:PORT, got '" + listen + "'");
+  }
+  std::string host = listen.substr(0, colon);
+  {
+    ASSIGN_OR_RETURN(crypto::PrivateKey key, impl->hsm->IdentityKey());
+    crypto::SecretBytes pem = key.ToPkcs8Pem();
+    impl->key_pem.assign(pem.RevealSecretAsString());
+  }
+  grpc::SslServerCredentialsOptions opts(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
+  opts.pem_root_certs = impl->hsm->supplier_root().Pem();
+  opts.pem_key_cert_pairs.push_back(
+      {impl->key_pem, crypto::Certificate::ChainToPem(impl->hsm->IdentityChain())});
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen, grpc::SslServerCredentials(opts), &port);
+  builder.RegisterService(impl.get());
+  impl->server = builder.BuildAndStart();
+  if (!impl->server || port == 0) {
+    return absl::UnavailableError("cannot listen on " + listen);
+  }
+  impl->address = host + ":" + std::to_string(port);
+  impl->Log("start", {{"listen", impl->address}});
+  Impl* expected = nullptr;
+  if (g_logging_daemon.compare_exchange_strong(expected, impl.get())) gpr_set_log_function(GrpcLog);
+  return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
+}
+
+void Daemon::Shutdown(int grace_seconds) {
+  if (!impl_->server) return;
+  impl_->stopping = true;
+  impl_->Log("stopping", {{"grace_seconds", std::to_string(grace_seconds)}});
+  impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(grace_seconds));
+  impl_->server->Wait();
+  impl_->server.reset();
+  impl_->Log("stopped", {});
+  Impl* self = impl_.get();
+  g_logging_daemon.compare_exchange_strong(self, nullptr);
+}
+
+}  // namespace clade::rpc
