@@ -11,6 +11,7 @@
 
 #include "base/files.h"
 #include "cli/commands.h"
+#include "crypto/pem_files.h"
 #include "crypto/x509.h"
 #include "hsm/client_cert.h"
 #include "hsm/enrollment.h"
@@ -110,6 +111,7 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
       if (!a->client.empty()) {
         ASSIGN_OR_RETURN(creds.chain_pem,
                          ReadFileString(a->client + "/client-chain.pem", crypto::kMaxChainPem));
+        RETURN_IF_ERROR(CheckPrivateFile(a->client + "/client.key"));
         ASSIGN_OR_RETURN(creds.key_pem, ReadFileString(a->client + "/client.key", 64 * 1024));
         ASSIGN_OR_RETURN(creds.root_pem,
                          ReadFileString(a->client + "/supplier-root.crt", crypto::kMaxChainPem));
@@ -203,8 +205,7 @@ void AddIssueClient(CLI::App& group, Dispatch& dispatch) {
       ASSIGN_OR_RETURN(hsm::IssuedClient c,
                        hsm::IssueClientCert(*h, gid, a->role, a->days * 24 * 3600));
       RETURN_IF_ERROR(MakeDirs(a->out, 0700));
-      RETURN_IF_ERROR(
-          WriteFileAtomic(a->out + "/client.key", SecretToString(c.key.ToPkcs8Pem()), 0600));
+      RETURN_IF_ERROR(crypto::WritePrivateKeyFile(a->out + "/client.key", c.key));
       RETURN_IF_ERROR(
           WriteFileAtomic(a->out + "/client-chain.pem", crypto::Certificate::ChainToPem(c.chain)));
       RETURN_IF_ERROR(WriteFileAtomic(a->out + "/supplier-root.crt", c.supplier_root.Pem()));

@@ -100,6 +100,12 @@ expect_ok "$CLADE" hsm call export-audit --connect "$A1" --client "$T/op" --out 
 expect_ok "$CLADE" group export --state "$T/h1" --group Acme --out "$T/gx"
 expect_ok "$CLADE" audit verify "$T/h1.audit" --group-export "$T/gx"
 expect_out "chain intact"
+# The client key is a secret: never overwritten, refused when others can read it.
+expect_fail 1 "refusing to overwrite" "$CLADE" group issue-client --state "$T/h1" --group Acme \
+  --role line --out "$T/line"
+chmod 644 "$T/line/client.key"
+expect_fail 1 "must not be readable" "$CLADE" hsm call status --connect "$A1" --client "$T/line"
+chmod 600 "$T/line/client.key"
 
 # --- Online enrollment. ---------------------------------------------------------------------------
 expect_ok "$CLADE" group enroll --state "$T/h2" --sponsor "$A1" --group Acme
