@@ -28,6 +28,7 @@ int Run(int argc, char** argv) {
   AddJobCommands(app, dispatch);
   AddDeviceCommands(app, dispatch);
   AddServeCommands(app, dispatch);
+  AddLineCommands(app, dispatch);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

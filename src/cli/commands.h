@@ -30,6 +30,9 @@ void AddDeviceCommands(CLI::App& app, Dispatch& dispatch);
 // serve_cmd.cpp: `hsm serve`, `hsm call`, `group issue-client`, `group enroll`; call after the
 // hsm and group commands exist.
 void AddServeCommands(CLI::App& app, Dispatch& dispatch);
+// line_cmd.cpp: `line run`; line_check_cmd.cpp adds `line status` and `line reconcile` to it.
+void AddLineCommands(CLI::App& app, Dispatch& dispatch);
+void AddLineCheckCommands(CLI::App& line, Dispatch& dispatch);
 
 // Runs the command line; returns the process exit code.
 int Run(int argc, char** argv);

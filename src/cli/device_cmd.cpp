@@ -73,28 +73,53 @@ void AddProgram(CLI::App& device, Dispatch& dispatch) {
 
 void AddVerify(CLI::App& device, Dispatch& dispatch) {
   struct Args {
-    std::string tray, oem_root, job_package;
+    std::string tray, oem_root, job_package, job;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = device.add_subcommand(
       "verify",
       "Check every chip of a tray: lock bit set, device.crt chains to the OEM root (the anchor is "
       "FILE, never chain.pem's root), the key on the chip matches the certificate and, with "
-      "--job-package, firmware.bin and config.bin digests equal the job's. Exit 1 on any failure.");
+      "--job or --job-package, firmware.bin and config.bin digests equal the job's. Exit 1 on any "
+      "failure.");
   cmd->add_option("--tray", a->tray, "Tray directory")->required();
   cmd->add_option("--oem-root", a->oem_root, "The OEM root certificate (PEM)")->required();
-  cmd->add_option("--job-package", a->job_package,
-                  "The job package file (`clade oem package`), for the firmware and config "
-                  "digests; it must be signed by the OEM root");
+  CLI::Option* job = cmd->add_option(
+      "--job", a->job,
+      "The job the tray was provisioned with: its package is read from TRAY/jobs/ID.package, "
+      "where `clade line run` saves it; it must be signed by the OEM root and be for job ID");
+  CLI::Option* package = cmd->add_option(
+      "--job-package", a->job_package,
+      "The job package file (`clade oem package`), for the firmware and config digests; it must "
+      "be signed by the OEM root");
+  job->excludes(package);  // CLI11 records the exclusion on both options
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
       ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->oem_root, crypto::kMaxChainPem));
       ASSIGN_OR_RETURN(crypto::Certificate root, crypto::Certificate::FromPem(pem));
       line::ChipVerifyOptions options;
       options.oem_root = &root;
-      if (!a->job_package.empty()) {
-        ASSIGN_OR_RETURN(auto bytes, ReadFileBytes(a->job_package, hsm::kMaxJobPackage));
-        ASSIGN_OR_RETURN(options.job, line::JobDigestsFromPackage(bytes, root));
+      std::string package_path = a->job_package;
+      if (!a->job.empty()) {
+        if (a->job.find('/') != std::string::npos) {
+          return absl::InvalidArgumentError("bad job id '" + a->job + "'");
+        }
+        package_path = a->tray + "/jobs/" + a->job + ".package";
+        if (!PathExists(package_path)) {
+          return absl::NotFoundError(
+              "no job package for job " + a->job + " in " + a->tray +
+              "/jobs/ (the line run saves it there); use --job-package FILE");
+        }
+      }
+      if (!package_path.empty()) {
+        ASSIGN_OR_RETURN(auto bytes, ReadFileBytes(package_path, hsm::kMaxJobPackage));
+        auto digests = line::JobDigestsFromPackage(bytes, root);
+        if (!digests.ok()) return Annotate(digests.status(), package_path);
+        if (!a->job.empty() && digests->job_id != a->job) {
+          return absl::PermissionDeniedError(package_path + " is the package of job " +
+                                             digests->job_id + ", not " + a->job);
+        }
+        options.job = *std::move(digests);
       }
       ASSIGN_OR_RETURN(line::Tray tray, line::Tray::Open(a->tray));
       if (tray.uids().empty()) return absl::NotFoundError("no chips in tray " + a->tray);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/files.h"
+#include "cli/client_dir.h"
 #include "cli/commands.h"
 #include "crypto/pem_files.h"
 #include "crypto/x509.h"
@@ -109,12 +110,7 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
     dispatch.action = [a]() -> absl::Status {
       rpc::ClientCredentials creds;
       if (!a->client.empty()) {
-        ASSIGN_OR_RETURN(creds.chain_pem,
-                         ReadFileString(a->client + "/client-chain.pem", crypto::kMaxChainPem));
-        RETURN_IF_ERROR(CheckPrivateFile(a->client + "/client.key"));
-        ASSIGN_OR_RETURN(creds.key_pem, ReadFileString(a->client + "/client.key", 64 * 1024));
-        ASSIGN_OR_RETURN(creds.root_pem,
-                         ReadFileString(a->client + "/supplier-root.crt", crypto::kMaxChainPem));
+        ASSIGN_OR_RETURN(creds, ReadClientDirectory(a->client));
       } else if (!a->state.empty()) {
         ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
         ASSIGN_OR_RETURN(creds, HsmCredentials(*h));

@@ -80,6 +80,9 @@ struct AuditReport {
   uint64_t checkpoints = 0;
   // member id → operation → count, for the group checked.
   std::map<std::string, std::map<std::string, uint64_t>> counts;
+  // Every entry of the group checked, in log order (what `counts` counts), for reconciling a
+  // line's devices against what each member says it issued.
+  std::vector<AuditEvent> events;
 };
 // Checks an export against a group (`group_ca_chain` = group CA, founder identity, supplier
 // issuing; `supplier_root` the trust anchor). Refusals name the entry: "audit entry 17: previous

@@ -131,6 +131,7 @@ absl::StatusOr<AuditReport> VerifyAuditExport(
                     member_id);
     }
     ++report.counts[e.member_id()][e.operation()];
+    report.events.push_back(AuditEvent{e.group_id(), e.member_id(), e.operation(), e.subject()});
   }
   const uint64_t n = entries.size();
 

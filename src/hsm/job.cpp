@@ -176,4 +176,14 @@ absl::StatusOr<std::vector<JobSummary>> ListJobs(Hsm& hsm) {
   return out;
 }
 
+absl::StatusOr<std::vector<uint8_t>> JobPackageBytes(Hsm& hsm, const std::string& job_id) {
+  std::optional<std::vector<uint8_t>> package;
+  RETURN_IF_ERROR(hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(package, tx.Get(internal::kJobNs, job_id));
+    return absl::OkStatus();
+  }));
+  if (!package) return absl::NotFoundError("job " + job_id + " is not imported on this HSM");
+  return *std::move(package);
+}
+
 }  // namespace clade::hsm

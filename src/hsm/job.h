@@ -48,6 +48,9 @@ struct JobSummary {
 // for this group's encryption key: …". Importing the same package again is a no-op.
 absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package, int64_t now = 0);
 absl::StatusOr<std::vector<JobSummary>> ListJobs(Hsm& hsm);
+// The job package as imported (the signed message, byte for byte). NotFound "job J is not
+// imported on this HSM".
+absl::StatusOr<std::vector<uint8_t>> JobPackageBytes(Hsm& hsm, const std::string& job_id);
 
 // One device's request.
 struct DeviceRequest {

@@ -7,7 +7,9 @@
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include <atomic>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "clade/v1/hsm_service.grpc.pb.h"
@@ -17,39 +19,93 @@ namespace {
 
 constexpr int kCallTimeoutSeconds = 60;
 
+// gRPC's status codes are the canonical codes absl::StatusCode numbers too (0 OK … 16
+// UNAUTHENTICATED), so the code carries over as is.
 absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
   if (s.ok()) return absl::OkStatus();
-  std::string msg = what + ": " + s.error_message();
-  switch (s.error_code()) {
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return absl::PermissionDeniedError(msg);
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return absl::UnauthenticatedError(msg);
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return absl::InvalidArgumentError(msg);
-    case grpc::StatusCode::NOT_FOUND:
-      return absl::NotFoundError(msg);
-    case grpc::StatusCode::UNAVAILABLE:
-      return absl::UnavailableError(msg);
-    default:
-      return absl::UnknownError(msg);
+  int code = static_cast<int>(s.error_code());
+  if (code <= 0 || code > static_cast<int>(absl::StatusCode::kUnauthenticated)) {
+    code = static_cast<int>(absl::StatusCode::kUnknown);
   }
+  return absl::Status(static_cast<absl::StatusCode>(code), what + ": " + s.error_message());
 }
 
 // A client reports failures through the returned status; gRPC's own log lines would only repeat
 // them on stderr.
 void DropGrpcLog(gpr_log_func_args*) {}
 
-void SetDeadline(grpc::ClientContext& ctx) {
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(kCallTimeoutSeconds));
+void SetDeadline(grpc::ClientContext& ctx, int seconds = kCallTimeoutSeconds) {
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
 }
+
+// Reconnection: gRPC's default backoff grows to 120 s; a line wants a restarted or replacement
+// daemon at the same address back within about a second.
+constexpr int kReconnectBackoffMs = 200;
+constexpr int kMaxReconnectBackoffMs = 1000;
+
+using ProvisionCall = grpc::ClientReaderWriter<v1::ProvisionRequest, v1::ProvisionResponse>;
 
 }  // namespace
 
 struct HsmClient::Impl {
   std::string target;
-  std::unique_ptr<v1::HsmService::Stub> stub;
+  // Shared with the streams opened by this client: the stub holds the channel.
+  std::shared_ptr<v1::HsmService::Stub> stub;
 };
+
+// Members are destroyed in reverse order: the call before its context, the stub (the channel)
+// last.
+struct ProvisionStream::Impl {
+  std::shared_ptr<v1::HsmService::Stub> stub;
+  std::string target;
+  grpc::ClientContext ctx;
+  std::unique_ptr<ProvisionCall> call;
+  std::atomic<bool> writes_done{false};
+  std::atomic<bool> reads_done{false};
+  bool finished = false;
+  absl::Status outcome;
+};
+
+ProvisionStream::ProvisionStream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ProvisionStream::~ProvisionStream() {
+  if (!impl_ || impl_->finished) return;
+  // A call is ended by Finish; after TryCancel that returns at once, once every answer in
+  // flight has been read.
+  impl_->ctx.TryCancel();
+  if (!impl_->reads_done) {
+    v1::ProvisionResponse ignored;
+    while (impl_->call->Read(&ignored)) {
+    }
+  }
+  impl_->call->Finish();
+}
+
+bool ProvisionStream::Write(const v1::ProvisionRequest& req) {
+  if (impl_->writes_done) return false;
+  return impl_->call->Write(req);
+}
+
+bool ProvisionStream::Read(v1::ProvisionResponse* resp) {
+  if (impl_->reads_done) return false;
+  if (impl_->call->Read(resp)) return true;
+  impl_->reads_done = true;
+  return false;
+}
+
+void ProvisionStream::WritesDone() {
+  if (!impl_->writes_done.exchange(true)) impl_->call->WritesDone();
+}
+
+void ProvisionStream::Cancel() { impl_->ctx.TryCancel(); }
+
+absl::Status ProvisionStream::Finish() {
+  if (!impl_->finished) {
+    impl_->outcome = FromGrpc(impl_->call->Finish(), "Provision on " + impl_->target);
+    impl_->finished = true;
+  }
+  return impl_->outcome;
+}
 
 HsmClient::HsmClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HsmClient::~HsmClient() = default;
@@ -70,11 +126,15 @@ absl::StatusOr<std::unique_ptr<HsmClient>> HsmClient::Connect(const std::string&
   opts.set_verify_server_certs(true);
   opts.set_check_call_host(false);
   opts.set_certificate_verifier(std::make_shared<NoOpCertificateVerifier>());
-  auto channel = grpc::CreateChannel(target, grpc::experimental::TlsCredentials(opts));
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
+  auto channel = grpc::CreateCustomChannel(target, grpc::experimental::TlsCredentials(opts), args);
   if (!channel) return absl::InternalError("cannot create a channel to " + target);
   auto impl = std::make_unique<Impl>();
   impl->target = target;
-  impl->stub = v1::HsmService::NewStub(channel);
+  impl->stub = std::shared_ptr<v1::HsmService::Stub>(v1::HsmService::NewStub(channel));
   return std::unique_ptr<HsmClient>(new HsmClient(std::move(impl)));
 }
 
@@ -105,9 +165,20 @@ absl::StatusOr<v1::ImportJobResponse> HsmClient::ImportJob(const v1::ImportJobRe
   return resp;
 }
 
-absl::StatusOr<v1::StatusResponse> HsmClient::Status() {
+absl::StatusOr<v1::GetJobResponse> HsmClient::GetJob(const std::string& job_id) {
   grpc::ClientContext ctx;
   SetDeadline(ctx);
+  v1::GetJobRequest req;
+  req.set_job_id(job_id);
+  v1::GetJobResponse resp;
+  auto s = impl_->stub->GetJob(&ctx, req, &resp);
+  if (!s.ok()) return FromGrpc(s, "GetJob on " + impl_->target);
+  return resp;
+}
+
+absl::StatusOr<v1::StatusResponse> HsmClient::Status(int timeout_seconds) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx, timeout_seconds);
   v1::StatusResponse resp;
   auto s = impl_->stub->Status(&ctx, v1::StatusRequest(), &resp);
   if (!s.ok()) return FromGrpc(s, "Status on " + impl_->target);
@@ -123,11 +194,35 @@ absl::StatusOr<v1::ExportAuditResponse> HsmClient::ExportAudit() {
   return resp;
 }
 
+namespace {
+
+// Starts a Provision call; `deadline` unset = none (the caller cancels).
+std::unique_ptr<ProvisionStream::Impl> StartProvision(
+    const std::shared_ptr<v1::HsmService::Stub>& stub, const std::string& target,
+    std::optional<std::chrono::system_clock::time_point> deadline) {
+  auto impl = std::make_unique<ProvisionStream::Impl>();
+  impl->stub = stub;
+  impl->target = target;
+  if (deadline) impl->ctx.set_deadline(*deadline);
+  impl->call = impl->stub->Provision(&impl->ctx);
+  return impl->call ? std::move(impl) : nullptr;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ProvisionStream>> HsmClient::OpenProvisionStream() {
+  auto impl = StartProvision(impl_->stub, impl_->target, std::nullopt);
+  if (!impl) return absl::InternalError("cannot open a Provision stream to " + impl_->target);
+  return std::unique_ptr<ProvisionStream>(new ProvisionStream(std::move(impl)));
+}
+
 absl::StatusOr<std::vector<v1::ProvisionResponse>> HsmClient::Provision(
     const std::vector<v1::ProvisionRequest>& reqs) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::hours(1));
-  auto stream = impl_->stub->Provision(&ctx);
+  // A bounded call: a batch from the command line, not a line that cancels its own streams.
+  auto impl = StartProvision(impl_->stub, impl_->target,
+                             std::chrono::system_clock::now() + std::chrono::hours(1));
+  if (!impl) return absl::InternalError("cannot open a Provision stream to " + impl_->target);
+  std::unique_ptr<ProvisionStream> stream(new ProvisionStream(std::move(impl)));
   // Requests go out from their own thread while answers come back here, so neither side waits
   // on the other's flow-control window: every device is in flight at once.
   std::thread writer([&stream, &reqs] {
@@ -140,8 +235,7 @@ absl::StatusOr<std::vector<v1::ProvisionResponse>> HsmClient::Provision(
   v1::ProvisionResponse resp;
   while (stream->Read(&resp)) out.push_back(resp);
   writer.join();
-  auto s = stream->Finish();
-  if (!s.ok()) return FromGrpc(s, "Provision on " + impl_->target);
+  RETURN_IF_ERROR(stream->Finish());
   if (out.size() != reqs.size()) {
     return absl::UnknownError("Provision on " + impl_->target + ": " + std::to_string(out.size()) +
                               " answers to " + std::to_string(reqs.size()) + " requests");

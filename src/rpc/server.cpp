@@ -52,6 +52,12 @@ grpc::Status ToGrpc(const absl::Status& s) {
     case absl::StatusCode::kUnauthenticated:
       code = StatusCode::UNAUTHENTICATED;
       break;
+    case absl::StatusCode::kUnavailable:
+      code = StatusCode::UNAVAILABLE;
+      break;
+    case absl::StatusCode::kDeadlineExceeded:
+      code = StatusCode::DEADLINE_EXCEEDED;
+      break;
     default:
       code = StatusCode::INTERNAL;
       break;
@@ -271,6 +277,34 @@ struct Daemon::Impl final : public v1::HsmService::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status GetJob(ServerContext* ctx, const v1::GetJobRequest* req,
+                      v1::GetJobResponse* resp) override {
+    std::lock_guard<std::mutex> l(mu);
+    Caller c;
+    if (auto s = Authorize(ctx, "GetJob", {"line", "operator"}, &c); !s.ok()) return s;
+    if (req->job_id().empty()) {
+      return grpc::Status(StatusCode::INVALID_ARGUMENT, "job_id is required");
+    }
+    auto jobs = hsm::ListJobs(*hsm);
+    if (!jobs.ok()) return ToGrpc(jobs.status());
+    auto job = std::find_if(jobs->begin(), jobs->end(),
+                            [&](const hsm::JobSummary& j) { return j.job_id == req->job_id(); });
+    if (job == jobs->end()) {
+      return grpc::Status(StatusCode::NOT_FOUND,
+                          "job " + req->job_id() + " is not imported on this member");
+    }
+    if (auto s = c.MayActFor(job->group_id); !s.ok()) return s;
+    auto package = hsm::JobPackageBytes(*hsm, job->job_id);
+    if (!package.ok()) return ToGrpc(package.status());
+    resp->set_package(std::string(package->begin(), package->end()));
+    resp->set_group_id(job->group_id);
+    resp->set_product(job->product);
+    resp->set_key_mode(job->key_mode);
+    Log("job.get",
+        {{"job", job->job_id}, {"group", job->group_id}, {"caller", c.kind + ":" + c.who}});
+    return grpc::Status::OK;
+  }
+
   grpc::Status Provision(
       ServerContext* ctx,
       grpc::ServerReaderWriter<v1::ProvisionResponse, v1::ProvisionRequest>* stream) override {
@@ -286,6 +320,7 @@ struct Daemon::Impl final : public v1::HsmService::Service {
       resp.set_tag(req.tag());
       resp.set_uid(req.uid());
       absl::Status st = ProvisionOne(req, c, provisioners, &resp);
+      resp.set_code(static_cast<int32_t>(st.code()));
       if (!st.ok()) {
         resp.set_error(std::string(st.message()));
         Log("provision.refused",

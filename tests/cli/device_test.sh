@@ -2,8 +2,10 @@
 # Virtual chips end to end through the `clade` command: a tray of 20 chips, each provisioned by a
 # group member with `clade provision` (chips 1-10 in device key mode with the chip's own public
 # key, 11-20 in hsm key mode wrapped to the chip's transport certificate), programmed with
-# `clade device program` and verified with `clade device verify`; then a tampered chip, a locked
-# chip programmed again, a certificate for another chip and another OEM's root are refused.
+# `clade device program` and verified with `clade device verify` (with --job-package, and with
+# --job reading TRAY/jobs/<job>.package as the line run saves it: a missing package, one saved
+# under another job's name and one signed by another OEM are refused); then a tampered chip, a
+# locked chip programmed again, a certificate for another chip and another OEM's root are refused.
 source "$(dirname "$0")/lib.sh"
 M="$T/msg"
 mkdir -p "$M"
@@ -67,6 +69,30 @@ expect_ok openssl verify -CAfile "$T/oem/root.crt" -untrusted "$T/oem/issuing.cr
 
 expect_ok "$CLADE" device verify --tray "$T/tray" --oem-root "$T/oem/root.crt" --job-package "$T/device.pkg"
 expect_out "20 chips: 20 ok, 0 failed"
+expect_ok "$CLADE" device verify --tray "$T/tray" --oem-root "$T/oem/root.crt"
+expect_out "20 chips: 20 ok, 0 failed"
+
+# --- --job: the package the line run keeps in TRAY/jobs/<job>.package. ----------------------------
+expect_fail 1 "no job package for job J-device in $T/tray/jobs/ (the line run saves it there); use --job-package FILE" \
+  "$CLADE" device verify --tray "$T/tray" --oem-root "$T/oem/root.crt" --job J-device
+mkdir -p "$T/tray/jobs"
+cp "$T/device.pkg" "$T/tray/jobs/J-device.package"
+expect_ok "$CLADE" device verify --tray "$T/tray" --oem-root "$T/oem/root.crt" --job J-device
+expect_out "20 chips: 20 ok, 0 failed"
+# A package saved under another job's name is refused.
+cp "$T/device.pkg" "$T/tray/jobs/J-hsm.package"
+expect_fail 1 "is the package of job J-device, not J-hsm" "$CLADE" device verify --tray "$T/tray" \
+  --oem-root "$T/oem/root.crt" --job J-hsm
+# A package signed by another OEM is refused.
+expect_ok "$CLADE" oem package --dir "$T/other-oem" --group-export "$T/gx" --job J-other \
+  --profile "$T/device.json" --firmware "$T/firmware.bin" --config "$T/config.bin" \
+  --out "$T/tray/jobs/J-other.package"
+expect_fail 1 "not signed by the OEM root" "$CLADE" device verify --tray "$T/tray" \
+  --oem-root "$T/oem/root.crt" --job J-other
+# --job and --job-package together are a usage error.
+expect_fail 2 "excludes" "$CLADE" device verify --tray "$T/tray" --oem-root "$T/oem/root.crt" \
+  --job J-device --job-package "$T/device.pkg"
+# The chips still verify: TRAY/jobs is not a chip.
 expect_ok "$CLADE" device verify --tray "$T/tray" --oem-root "$T/oem/root.crt"
 expect_out "20 chips: 20 ok, 0 failed"
 

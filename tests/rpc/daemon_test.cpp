@@ -1,10 +1,15 @@
 // The HSM daemon in-process on a loopback port chosen at run time, and client certificates:
 // issuing and checking them, and the authorization of each call by the caller's certificate —
-// including a counterfeit HSM presenting a chain the TLS layer alone would not judge.
+// including a counterfeit HSM presenting a chain the TLS layer alone would not judge. Then jobs
+// over the network (GetJob), Provision streams (order, per-device codes, cancel) and a client
+// that finds a stopped daemon gone and its restart at the same address.
 #include <sstream>
+#include <thread>
 
 #include "hsm/client_cert.h"
+#include "hsm/job.h"
 #include "hsm/world.h"
+#include "oem/oem.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
 
@@ -24,6 +29,16 @@ rpc::ClientCredentials HsmCreds(const Hsm& h, const crypto::Certificate& root) {
   auto key = h.IdentityKey();
   EXPECT_TRUE(key.ok());
   return {crypto::Certificate::ChainToPem(h.IdentityChain()), Pem(key->ToPkcs8Pem()), root.Pem()};
+}
+
+constexpr char kDeviceProfile[] =
+    R"({"product": "Sensor", "subject": {"CN": "{product} {uid}"}, )"
+    R"("validity": {"days": 30}, "key_usage": ["digitalSignature"], "key_mode": "device"})";
+
+std::string NewPublicKeyPem() {
+  auto key = crypto::PrivateKey::Generate(crypto::Curve::kP256);
+  EXPECT_TRUE(key.ok()) << key.status();
+  return key.ok() ? key->Public().ToPem() : "";
 }
 
 class ClientCertTest : public World {};
@@ -78,6 +93,36 @@ class DaemonTest : public World {
   }
   void TearDown() override {
     if (daemon_) daemon_->Shutdown(1);
+  }
+  // An OEM package of job `job_id` for `group_id`, whose founder `h` is made to trust the OEM
+  // (before the daemon opens its state).
+  std::string PackageFor(Hsm& h, const std::string& group_id, const std::string& job_id) {
+    auto o = oem::Oem::Init(dir_.File("oem-" + job_id), "Acme Devices");
+    EXPECT_TRUE(o.ok()) << o.status();
+    if (!o.ok()) return "";
+    absl::Status trusted = TrustOem(h, group_id, o->root());
+    EXPECT_OK(trusted);
+    auto ex = ExportGroup(h, group_id);
+    EXPECT_TRUE(ex.ok()) << ex.status();
+    if (!ex.ok()) return "";
+    oem::PackageOptions opts;
+    opts.job_id = job_id;
+    opts.group_export_dir = dir_.File("gx-" + job_id);
+    absl::Status written = WriteGroupExport(*ex, opts.group_export_dir);
+    EXPECT_OK(written);
+    opts.profile_json = kDeviceProfile;
+    auto pkg = o->Package(opts);
+    EXPECT_TRUE(pkg.ok()) << pkg.status();
+    return pkg.ok() ? AsString(pkg->package) : "";
+  }
+  static v1::ProvisionRequest Device(const std::string& uid, uint64_t tag, bool reissue = false) {
+    v1::ProvisionRequest r;
+    r.set_job_id("J-1");
+    r.set_uid(uid);
+    r.set_public_key_pem(NewPublicKeyPem());
+    r.set_tag(tag);
+    r.set_reissue(reissue);
+    return r;
   }
   std::ostringstream log_;
   std::unique_ptr<rpc::Daemon> daemon_;
@@ -188,6 +233,158 @@ TEST_F(DaemonTest, ClientOfOneGroupCannotActForAnother) {
   adm.set_request(AsString(*request));
   EXPECT_THAT(Connect(ClientCreds(*op))->Admit(adm),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("not of group " + other)));
+}
+
+TEST_F(DaemonTest, GetJobReturnsThePackageAsImportedToClientsOfItsGroup) {
+  Hsm& a = Make("SN-A");
+  Hsm& b = Make("SN-B");
+  std::string acme = Found(a, "Acme");
+  std::string other = Found(b, "Other");
+  Enroll(b, a, other);  // SN-A is in both groups
+  std::string package = PackageFor(a, acme, "J-1");
+  ASSERT_FALSE(package.empty());
+  auto line = IssueClientCert(a, acme, kRoleLine);
+  auto other_line = IssueClientCert(b, other, kRoleLine);
+  ASSERT_OK(line);
+  ASSERT_OK(other_line);
+  rpc::ClientCredentials peer = HsmCreds(b, a.supplier_root());
+  Serve("SN-A");
+
+  auto as_line = Connect(ClientCreds(*line));
+  v1::ImportJobRequest imp;
+  imp.set_package(package);
+  ASSERT_OK(as_line->ImportJob(imp));
+  ASSERT_OK_AND_ASSIGN(v1::GetJobResponse job, as_line->GetJob("J-1"));
+  EXPECT_EQ(job.package(), package);
+  EXPECT_EQ(job.group_id(), acme);
+  EXPECT_EQ(job.product(), "Sensor");
+  EXPECT_EQ(job.key_mode(), "device");
+
+  EXPECT_THAT(
+      as_line->GetJob("J-404"),
+      StatusIs(absl::StatusCode::kNotFound, HasSubstr("job J-404 is not imported on this member")));
+  // A line of the other group of the same HSM does not see the job.
+  EXPECT_THAT(
+      Connect(ClientCreds(*other_line))->GetJob("J-1"),
+      StatusIs(absl::StatusCode::kPermissionDenied,
+               HasSubstr("(role line) is a client of group " + other + ", not of group " + acme)));
+  // Jobs travel from the OEM to the line, not between HSMs over this call.
+  EXPECT_THAT(Connect(peer)->GetJob("J-1"),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("role 'hsm' may not call GetJob (allowed: line, operator)")));
+
+  daemon_->Shutdown(1);
+  daemon_.reset();
+  EXPECT_THAT(log_.str(), HasSubstr("event=job.get job=J-1 group=" + acme + " caller=\"line:"));
+}
+
+TEST_F(DaemonTest, ProvisionStreamAnswersInOrderWithACodePerDevice) {
+  Hsm& a = Make("SN-A");
+  std::string acme = Found(a, "Acme");
+  std::string package = PackageFor(a, acme, "J-1");
+  ASSERT_OK(ImportJob(a, AsSpan(package)));
+  auto line = IssueClientCert(a, acme, kRoleLine);
+  ASSERT_OK(line);
+  Serve("SN-A");
+  auto client = Connect(ClientCreds(*line));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<rpc::ProvisionStream> stream, client->OpenProvisionStream());
+  client.reset();  // the stream holds the channel
+
+  // Every request goes out before the first answer is read: all 20 in flight at once.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(stream->Write(Device("DEV-" + std::to_string(i), 100 + i)));
+  }
+  ASSERT_TRUE(stream->Write(Device("DEV-3", 200)));
+  ASSERT_TRUE(stream->Write(Device("DEV-NEW", 201, /*reissue=*/true)));
+  stream->WritesDone();
+  EXPECT_FALSE(stream->Write(Device("DEV-LATE", 202)));
+  for (int i = 0; i < 20; ++i) {
+    v1::ProvisionResponse r;
+    ASSERT_TRUE(stream->Read(&r)) << i;
+    EXPECT_EQ(r.tag(), 100u + i);
+    EXPECT_EQ(r.uid(), "DEV-" + std::to_string(i));
+    EXPECT_EQ(r.code(), 0) << r.error();
+    EXPECT_EQ(r.error(), "");
+    EXPECT_FALSE(r.cert_serial().empty());
+    EXPECT_FALSE(r.device_cert().empty());
+    EXPECT_FALSE(r.record().empty());
+  }
+  v1::ProvisionResponse dup;
+  ASSERT_TRUE(stream->Read(&dup));
+  EXPECT_EQ(dup.tag(), 200u);
+  EXPECT_EQ(dup.code(), static_cast<int>(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(dup.error(), HasSubstr("device uid DEV-3 was already provisioned for job J-1"));
+  EXPECT_TRUE(dup.device_cert().empty());
+  v1::ProvisionResponse never;
+  ASSERT_TRUE(stream->Read(&never));
+  EXPECT_EQ(never.tag(), 201u);
+  EXPECT_EQ(never.code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(never.error(), HasSubstr("device uid DEV-NEW was never provisioned for job J-1"));
+  v1::ProvisionResponse none;
+  EXPECT_FALSE(stream->Read(&none));
+  EXPECT_OK(stream->Finish());
+}
+
+TEST_F(DaemonTest, CancelFromAnotherThreadEndsAProvisionStream) {
+  Hsm& a = Make("SN-A");
+  std::string acme = Found(a, "Acme");
+  std::string package = PackageFor(a, acme, "J-1");
+  ASSERT_OK(ImportJob(a, AsSpan(package)));
+  auto line = IssueClientCert(a, acme, kRoleLine);
+  ASSERT_OK(line);
+  Serve("SN-A");
+  auto client = Connect(ClientCreds(*line));
+  ASSERT_OK_AND_ASSIGN(auto stream, client->OpenProvisionStream());
+  ASSERT_TRUE(stream->Write(Device("DEV-1", 1)));
+  v1::ProvisionResponse r;
+  ASSERT_TRUE(stream->Read(&r));
+  EXPECT_EQ(r.code(), 0) << r.error();
+
+  // Whether the cancel lands before or during the Read below, the Read ends without an answer.
+  std::thread canceller([&stream] { stream->Cancel(); });
+  EXPECT_FALSE(stream->Read(&r));
+  canceller.join();
+  EXPECT_FALSE(stream->Write(Device("DEV-2", 2)));
+  EXPECT_THAT(stream->Finish(), StatusIs(absl::StatusCode::kCancelled, ::testing::_));
+  // The daemon goes on serving.
+  EXPECT_OK(client->Status(5));
+  // A stream dropped unfinished is cancelled by its destructor.
+  ASSERT_OK_AND_ASSIGN(auto dropped, client->OpenProvisionStream());
+  ASSERT_TRUE(dropped->Write(Device("DEV-3", 3)));
+  dropped.reset();
+  EXPECT_OK(client->Status(5));
+}
+
+TEST_F(DaemonTest, StatusFindsAStoppedDaemonGoneAndItsRestartBack) {
+  Hsm& a = Make("SN-A");
+  std::string acme = Found(a, "Acme");
+  auto line = IssueClientCert(a, acme, kRoleLine);
+  ASSERT_OK(line);
+  Serve("SN-A");
+  std::string address = daemon_->address();
+  auto client = Connect(ClientCreds(*line));
+  ASSERT_OK(client->Status(5));
+
+  daemon_->Shutdown(0);
+  daemon_.reset();
+  auto gone = client->Status(2);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_THAT(gone.status().code(), ::testing::AnyOf(absl::StatusCode::kUnavailable,
+                                                     absl::StatusCode::kDeadlineExceeded));
+  EXPECT_THAT(gone.status().message(), HasSubstr("Status on " + address));
+
+  // The same client reaches a daemon started again at the same address (the channel retries
+  // within a second; each probe fails fast until then).
+  auto again = rpc::Daemon::Start(StateDir("SN-A"), address, log_);
+  ASSERT_OK(again);
+  daemon_ = *std::move(again);
+  absl::StatusOr<v1::StatusResponse> back = absl::UnknownError("not probed");
+  for (int i = 0; i < 60 && !back.ok(); ++i) {
+    back = client->Status(2);
+    if (!back.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  ASSERT_OK(back);
+  EXPECT_EQ(back->serial(), "SN-A");
 }
 
 }  // namespace

@@ -1,0 +1,15 @@
+// A client directory written by `clade group issue-client`: client.key (kept private),
+// client-chain.pem and supplier-root.crt, read as gRPC client credentials.
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+#include "rpc/client.h"
+
+namespace clade::cli {
+
+// Refuses a client.key others can read, naming the file.
+absl::StatusOr<rpc::ClientCredentials> ReadClientDirectory(const std::string& dir);
+
+}  // namespace clade::cli

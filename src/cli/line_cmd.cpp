@@ -1,0 +1,114 @@
+// `clade line run`: the provisioning equipment server of one production line.
+#include <iostream>
+#include <memory>
+
+#include "cli/client_dir.h"
+#include "cli/commands.h"
+#include "line/runner.h"
+
+namespace clade::cli {
+namespace {
+
+constexpr char kRunHelp[] =
+    "Provision the chips of a tray with a job through the HSM daemons of a group, and program "
+    "each chip as its answer arrives.\n"
+    "  --hsm is an order of preference: the line uses the first member that answers. When the "
+    "member in use stops answering (connection lost, or no answer for --answer-timeout seconds), "
+    "the devices in flight are sent again to the next member that answers. Members earlier in the "
+    "list are probed every 2 s and the line moves back to the first that answers — a replacement "
+    "HSM started at a dead member's address joins the line this way.\n"
+    "  Every device is recorded in the line database (SQLite, default TRAY/line.db) before it is "
+    "sent and after its chip is programmed; a rerun with the same database skips done chips.\n"
+    "  The job package is fetched from a member holding the job, kept as TRAY/jobs/<job>.package "
+    "(for `clade device verify --job`), and imported on members that lack it.\n"
+    "  Exit status: 0 when every selected chip is done, 1 when any failed or was left "
+    "unprovisioned (the summary names each), 2 for a usage error.";
+
+void AddRun(CLI::App& line, Dispatch& dispatch) {
+  struct Args {
+    std::string job, hsm, client, tray, db, programmer = "virtual", progress = "auto";
+    size_t devices = 0;
+    int parallel = 8, answer_timeout = 20, give_up = 60;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* cmd = line.add_subcommand("run", "Run the line: provision a tray of chips");
+  cmd->footer(kRunHelp);
+  cmd->add_option("--job", a->job, "The job id (imported on at least one member)")->required();
+  cmd->add_option("--hsm", a->hsm,
+                  "Members' daemons, HOST:PORT[,HOST:PORT…], in order of preference")
+      ->required();
+  cmd->add_option("--client", a->client,
+                  "Client directory of role line (`clade group issue-client --role line`)")
+      ->required();
+  cmd->add_option("--tray", a->tray, "Tray directory (`clade device make-tray`)")->required();
+  cmd->add_option("--devices", a->devices, "Provision the first N chips of the tray (default all)");
+  cmd->add_option("--db", a->db, "Line database (default TRAY/line.db)");
+  cmd->add_option("--programmer", a->programmer,
+                  "virtual (default: the tray's virtual chips) or exec:COMMAND — run /bin/sh -c "
+                  "COMMAND per device in a directory holding device.crt, chain.pem, "
+                  "device-key.cms, firmware.bin, config.bin, record.msg, with CLADE_UID, "
+                  "CLADE_JOB, CLADE_MEMBER, CLADE_CERT_SERIAL and CLADE_DATA_DIR set; exit 0 = "
+                  "programmed");
+  cmd->add_option("--parallel", a->parallel,
+                  "Chips programmed at once; twice as many devices may be in flight to the member "
+                  "(default 8)")
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--progress", a->progress,
+                  "auto (a bar on a terminal, plain lines otherwise), bar, plain or none")
+      ->check(CLI::IsMember({"auto", "bar", "plain", "none"}));
+  cmd->add_option("--answer-timeout", a->answer_timeout,
+                  "Seconds without an answer, with devices in flight, after which the member in "
+                  "use counts as not answering (default 20)")
+      ->check(CLI::Range(1, 3600));
+  cmd->add_option("--give-up", a->give_up,
+                  "Seconds to keep probing when no member answers, before stopping with the rest "
+                  "not provisioned (default 60)")
+      ->check(CLI::Range(0, 86400));
+  cmd->callback([&dispatch, a] {
+    dispatch.action = [a]() -> absl::Status {
+      line::LineOptions o;
+      o.job_id = a->job;
+      size_t start = 0;
+      while (start <= a->hsm.size()) {
+        size_t comma = a->hsm.find(',', start);
+        if (comma == std::string::npos) comma = a->hsm.size();
+        o.members.push_back(a->hsm.substr(start, comma - start));
+        start = comma + 1;
+      }
+      ASSIGN_OR_RETURN(o.credentials, ReadClientDirectory(a->client));
+      o.tray_dir = a->tray;
+      o.devices = a->devices;
+      o.db_path = a->db;
+      o.programmer = a->programmer;
+      o.parallel = a->parallel;
+      o.answer_timeout_seconds = a->answer_timeout;
+      o.give_up_seconds = a->give_up;
+      o.progress = a->progress == "bar"     ? line::ProgressMode::kBar
+                   : a->progress == "plain" ? line::ProgressMode::kPlain
+                   : a->progress == "none"  ? line::ProgressMode::kNone
+                                            : line::ProgressMode::kAuto;
+      o.out = &std::cout;
+      o.err = &std::cerr;
+      ASSIGN_OR_RETURN(line::LineSummary sum, line::RunLine(o));
+      line::PrintSummary(sum, std::cout);
+      if (sum.failed > 0 || sum.pending > 0) {
+        return absl::AbortedError(std::to_string(sum.failed) + " chips failed and " +
+                                  std::to_string(sum.pending) +
+                                  " were not provisioned (see the summary; a rerun resumes)");
+      }
+      return absl::OkStatus();
+    };
+  });
+}
+
+}  // namespace
+
+void AddLineCommands(CLI::App& app, Dispatch& dispatch) {
+  CLI::App* line = app.add_subcommand(
+      "line", "The factory line: run it over a tray of chips, look at and reconcile its records");
+  line->require_subcommand(1);
+  AddRun(*line, dispatch);
+  AddLineCheckCommands(*line, dispatch);
+}
+
+}  // namespace clade::cli

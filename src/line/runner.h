@@ -1,0 +1,70 @@
+// The line run (`clade line run`): provisions the chips of a tray with a job through the members
+// of a group, in an order of preference, and programs each chip as its answer arrives.
+//  - Devices in flight: up to `parallel` on one Provision stream to the member in use, and up to
+//    `parallel` chips being programmed at once.
+//  - Every send is an attempt in the DeviceDb before it goes on the wire; a device is done only
+//    after its chip is programmed, and a rerun skips done devices (resume).
+//  - Failover: when the member in use stops answering (stream broken, or no answer for
+//    `answer_timeout_seconds` while devices are in flight), its devices in flight are sent again
+//    to the next member of the list that answers; members earlier in the list are probed every
+//    `probe_seconds` and the line moves back to the first that answers (a replacement at a dead
+//    member's address joins the line this way).
+//  - The job package is fetched from the first member that holds the job, kept as
+//    TRAY/jobs/<job>.package (for `clade device verify --job`), and imported on any member that
+//    lacks the job before it is used.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "rpc/client.h"
+
+namespace clade::line {
+
+enum class ProgressMode { kAuto, kBar, kPlain, kNone };
+
+struct LineOptions {
+  std::string job_id;
+  std::vector<std::string> members;  // HOST:PORT, in order of preference
+  rpc::ClientCredentials credentials;
+  std::string tray_dir;
+  size_t devices = 0;                  // the first N chips of the tray; 0 = all
+  std::string db_path;                 // "" = TRAY/line.db
+  std::string programmer = "virtual";  // or "exec:COMMAND"
+  int parallel = 8;
+  int answer_timeout_seconds = 20;
+  int probe_seconds = 2;
+  // With no member answering, the line waits this long (probing) before it stops with the
+  // remaining devices pending.
+  int give_up_seconds = 60;
+  ProgressMode progress = ProgressMode::kAuto;
+  std::ostream* out = nullptr;  // events and the summary (stdout)
+  std::ostream* err = nullptr;  // the progress bar (stderr)
+};
+
+struct LineSummary {
+  size_t selected = 0;      // chips this run was asked for
+  size_t already_done = 0;  // done before this run started
+  size_t recovered = 0;     // found programmed on the chip, recorded as done
+  size_t done = 0;          // provisioned and programmed by this run
+  size_t failed = 0;
+  size_t pending = 0;  // left not done (no member answered)
+  size_t failovers = 0;
+  size_t resent = 0;  // devices in flight sent again after a member stopped answering
+  std::map<std::string, size_t> per_member;  // "1.2 (SN-0003)" → devices done by this run
+  std::vector<std::pair<std::string, std::string>> failures;  // uid, reason
+  double seconds = 0;
+};
+
+// Runs the line; the error is for what stops the whole run before it starts (bad options, no tray,
+// the job found on no member). Devices that fail are in the summary, not the status.
+absl::StatusOr<LineSummary> RunLine(const LineOptions& options);
+
+// The one-screen summary printed at the end.
+void PrintSummary(const LineSummary& summary, std::ostream& out);
+
+}  // namespace clade::line

@@ -1,0 +1,248 @@
+// The line run against real daemons in-process on loopback ports chosen at run time: a whole tray
+// provisioned and verified, a rerun that skips done chips, a dead address skipped, failover when
+// the member in use stops (its devices in flight sent again, the audits of both members
+// reconciled with the line's records), and the refusal when no member holds the job.
+#include "line/runner.h"
+
+#include <atomic>
+#include <thread>
+
+#include "hsm/audit.h"
+#include "hsm/client_cert.h"
+#include "hsm/job.h"
+#include "hsm/world.h"
+#include "line/device_db.h"
+#include "line/reconcile.h"
+#include "line/virtual_chip.h"
+#include "oem/oem.h"
+#include "rpc/server.h"
+
+namespace clade::hsm::testing {
+namespace {
+
+using ::clade::testing::StatusIs;
+using ::testing::HasSubstr;
+
+constexpr char kProfile[] =
+    R"({"product": "Sensor", "subject": {"CN": "{product} {uid}"}, )"
+    R"("validity": {"days": 30}, "key_usage": ["digitalSignature"], "key_mode": "device"})";
+
+class LineRunTest : public World {
+ protected:
+  // Group Acme: SN-A founds it (1), SN-B is enrolled (1.1); the group trusts an OEM whose job
+  // J-1 is imported on SN-A only; a line client certificate; a tray of 40 chips.
+  void SetUp() override {
+    World::SetUp();
+    Hsm& a = Make("SN-A");
+    Hsm& b = Make("SN-B");
+    gid_ = Found(a, "Acme");
+    auto o = oem::Oem::Init(dir_.File("oem"), "Acme Devices");
+    ASSERT_OK(o);
+    oem_root_ = o->root();
+    // Trusted before SN-B joins, so SN-B holds the OEM root in its group context too.
+    ASSERT_OK(TrustOem(a, gid_, o->root()));
+    Enroll(a, b, gid_);
+    auto ex = ExportGroup(a, gid_);
+    ASSERT_OK(ex);
+    group_ca_chain_ = ex->group_ca_chain;
+    oem::PackageOptions opts;
+    opts.job_id = "J-1";
+    opts.group_export_dir = dir_.File("gx");
+    ASSERT_OK(WriteGroupExport(*ex, opts.group_export_dir));
+    opts.profile_json = kProfile;
+    auto pkg = o->Package(opts);
+    ASSERT_OK(pkg);
+    ASSERT_OK(ImportJob(a, pkg->package));
+    auto client = IssueClientCert(a, gid_, kRoleLine);
+    ASSERT_OK(client);
+    creds_ = {crypto::Certificate::ChainToPem(client->chain),
+              std::string(client->key.ToPkcs8Pem().RevealSecretAsString()),
+              client->supplier_root.Pem()};
+    ASSERT_OK(line::Tray::Make(Tray(), 40));
+  }
+  void TearDown() override {
+    for (auto& [serial, d] : daemons_) {
+      if (d) d->Shutdown(0);
+    }
+  }
+
+  std::string Tray() const { return dir_.File("tray"); }
+  std::string Serve(const std::string& serial) {
+    hsms_[serial].reset();
+    auto d = rpc::Daemon::Start(StateDir(serial), "127.0.0.1:0", log_);
+    EXPECT_TRUE(d.ok()) << d.status();
+    if (!d.ok()) return "";
+    daemons_[serial] = *std::move(d);
+    return daemons_[serial]->address();
+  }
+  line::LineOptions Options(std::vector<std::string> members) {
+    line::LineOptions o;
+    o.job_id = "J-1";
+    o.members = std::move(members);
+    o.credentials = creds_;
+    o.tray_dir = Tray();
+    o.parallel = 4;
+    o.give_up_seconds = 0;
+    o.progress = line::ProgressMode::kNone;
+    o.out = &out_;
+    o.err = &out_;
+    return o;
+  }
+  // Every chip of the tray verifies against the OEM root and the package the line kept.
+  void ExpectTrayVerifies() {
+    auto bytes = ReadFileBytes(Tray() + "/jobs/J-1.package", kMaxJobPackage);
+    ASSERT_OK(bytes);
+    line::ChipVerifyOptions v;
+    v.oem_root = &*oem_root_;
+    auto digests = line::JobDigestsFromPackage(*bytes, *oem_root_);
+    ASSERT_OK(digests);
+    v.job = *digests;
+    auto tray = line::Tray::Open(Tray());
+    ASSERT_OK(tray);
+    for (const auto& r : tray->Verify(v)) {
+      EXPECT_TRUE(r.failures.empty()) << r.uid << ": " << r.failures.front();
+    }
+  }
+  // The audit of a member, verified against the group, after its daemon stopped.
+  AuditReport AuditOf(const std::string& serial) {
+    if (daemons_[serial]) {
+      daemons_[serial]->Shutdown(0);
+      daemons_[serial].reset();
+    }
+    Hsm& h = Reopen(serial);
+    auto exported = ExportAudit(h);
+    EXPECT_TRUE(exported.ok()) << exported.status();
+    auto report = VerifyAuditExport(*exported, group_ca_chain_, supplier_->root());
+    EXPECT_TRUE(report.ok()) << report.status();
+    return report.ok() ? *report : AuditReport{};
+  }
+
+  std::string gid_;
+  std::optional<crypto::Certificate> oem_root_;
+  std::vector<crypto::Certificate> group_ca_chain_;
+  rpc::ClientCredentials creds_;
+  std::map<std::string, std::unique_ptr<rpc::Daemon>> daemons_;
+  std::ostringstream log_;
+  std::ostringstream out_;
+};
+
+TEST_F(LineRunTest, ProvisionsEveryChipAndARerunSkipsThem) {
+  std::string a = Serve("SN-A");
+  auto sum = line::RunLine(Options({a}));
+  ASSERT_OK(sum);
+  EXPECT_EQ(sum->selected, 40u);
+  EXPECT_EQ(sum->done, 40u) << out_.str();
+  EXPECT_EQ(sum->failed, 0u);
+  EXPECT_EQ(sum->per_member.at("1 (SN-A)"), 40u);
+  ExpectTrayVerifies();
+
+  auto again = line::RunLine(Options({a}));
+  ASSERT_OK(again);
+  EXPECT_EQ(again->already_done, 40u);
+  EXPECT_EQ(again->done, 0u);
+  EXPECT_THAT(out_.str(), HasSubstr("40 of 40 chips were done by an earlier run"));
+
+  auto db = line::DeviceDb::Open(Tray() + "/line.db");
+  ASSERT_OK(db);
+  auto attempts = (*db)->Attempts("J-1");
+  ASSERT_OK(attempts);
+  EXPECT_EQ(attempts->size(), 40u);  // the rerun sent nothing
+  auto report = line::Reconcile(**db, "J-1", {AuditOf("SN-A")});
+  ASSERT_OK(report);
+  EXPECT_TRUE(report->ok()) << report->problems.front();
+  EXPECT_EQ(report->done, 40u);
+}
+
+TEST_F(LineRunTest, SkipsAnAddressWhereNothingAnswersAndImportsTheJobWhereMissing) {
+  std::string a = Serve("SN-A");
+  std::string b = Serve("SN-B");
+  // Port 1 on loopback: nothing listens there. SN-B lacks the job, so the job comes from SN-A.
+  auto o = Options({"127.0.0.1:1", b, a});
+  o.devices = 10;
+  auto first = line::RunLine(o);
+  ASSERT_OK(first);
+  EXPECT_EQ(first->done, 10u) << out_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("member at 127.0.0.1:1 does not answer"));
+  EXPECT_THAT(out_.str(), HasSubstr("does not hold job J-1; trying the next"));
+  // The rerun knows the job from the package kept in the tray and imports it on SN-B.
+  daemons_["SN-A"]->Shutdown(0);
+  auto rest = line::RunLine(Options({"127.0.0.1:1", b}));
+  ASSERT_OK(rest);
+  EXPECT_EQ(rest->already_done, 10u);
+  EXPECT_EQ(rest->done, 30u) << out_.str();
+  EXPECT_EQ(rest->per_member.at("1.1 (SN-B)"), 30u);
+  EXPECT_THAT(out_.str(), HasSubstr("did not hold job J-1; imported it there"));
+  ExpectTrayVerifies();
+}
+
+TEST_F(LineRunTest, FailsOverWhenTheMemberInUseStopsAndReconcilesWithBothAudits) {
+  std::string a = Serve("SN-A");
+  std::string b = Serve("SN-B");
+  std::atomic<bool> stop_watch{false};
+  // Stops SN-A (cancelling its calls in flight) once 10 chips are recorded done.
+  std::thread watcher([&] {
+    while (!stop_watch) {
+      auto db = line::DeviceDb::Open(Tray() + "/line.db");
+      if (db.ok()) {
+        auto rows = (*db)->Devices("J-1");
+        size_t done = 0;
+        if (rows.ok()) {
+          for (const auto& [uid, r] : *rows) done += r.status == line::DeviceStatus::kDone;
+        }
+        if (done >= 10) {
+          daemons_["SN-A"]->Shutdown(0);
+          return;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  auto o = Options({a, b});
+  o.parallel = 2;
+  auto sum = line::RunLine(o);
+  stop_watch = true;
+  watcher.join();
+  ASSERT_OK(sum);
+  EXPECT_EQ(sum->done, 40u) << out_.str();
+  EXPECT_EQ(sum->failed, 0u);
+  EXPECT_GE(sum->failovers, 1u);
+  EXPECT_GE(sum->per_member.at("1 (SN-A)"), 10u);
+  EXPECT_GE(sum->per_member.at("1.1 (SN-B)"), 1u);
+  EXPECT_EQ(sum->per_member.at("1 (SN-A)") + sum->per_member.at("1.1 (SN-B)"), 40u);
+  EXPECT_THAT(out_.str(), HasSubstr("stopped answering"));
+  ExpectTrayVerifies();
+
+  auto db = line::DeviceDb::Open(Tray() + "/line.db");
+  ASSERT_OK(db);
+  auto report = line::Reconcile(**db, "J-1", {AuditOf("SN-A"), AuditOf("SN-B")});
+  ASSERT_OK(report);
+  EXPECT_TRUE(report->ok()) << report->problems.front();
+  EXPECT_EQ(report->done, 40u);
+  // Reconciliation needs both audits: with SN-B's alone, SN-B's chips are fine but SN-A's
+  // certificates are on chips no audit names.
+  auto partial = line::Reconcile(**db, "J-1", {AuditOf("SN-B")});
+  ASSERT_OK(partial);
+  EXPECT_FALSE(partial->ok());
+}
+
+TEST_F(LineRunTest, RefusesWhenNoMemberHoldsTheJob) {
+  std::string b = Serve("SN-B");
+  EXPECT_THAT(line::RunLine(Options({b})),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no member of --hsm holds job J-1")));
+}
+
+TEST_F(LineRunTest, RefusesBadOptions) {
+  EXPECT_THAT(line::RunLine(Options({"no-port"})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is not HOST:PORT")));
+  auto o = Options({"127.0.0.1:1"});
+  o.programmer = "jtag";
+  EXPECT_THAT(line::RunLine(o), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr("--programmer must be 'virtual'")));
+  o = Options({"127.0.0.1:1"});
+  o.devices = 41;
+  EXPECT_THAT(line::RunLine(o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("holds only 40 chips")));
+}
+
+}  // namespace
+}  // namespace clade::hsm::testing
