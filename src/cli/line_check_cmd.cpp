@@ -212,8 +212,9 @@ void AddReconcile(CLI::App& line, Dispatch& dispatch) {
       if (!r.ok()) {
         for (const std::string& p : r.problems) std::cout << "PROBLEM " << p << "\n";
         constexpr size_t kNamed = 10;  // in the error; stdout has them all
-        std::vector<std::string> named(r.problems.begin(),
-                                       r.problems.begin() + std::min(r.problems.size(), kNamed));
+        std::vector<std::string> named(
+            r.problems.begin(),
+            r.problems.begin() + static_cast<std::ptrdiff_t>(std::min(r.problems.size(), kNamed)));
         return absl::FailedPreconditionError(
             absl::StrCat("job ", a->job, " does not reconcile, ", r.problems.size(), " problem",
                          r.problems.size() == 1 ? "" : "s", ": ", absl::StrJoin(named, "; "),

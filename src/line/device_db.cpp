@@ -264,16 +264,12 @@ absl::StatusOr<SqliteDb> OpenFile(const std::string& path, bool create) {
   return db;
 }
 
-DeviceRow DeviceFrom(const Query& q, absl::Status& status) {
-  // Columns as kDeviceColumns.
+// A row of kDeviceColumns.
+absl::StatusOr<DeviceRow> DeviceFrom(const Query& q) {
   DeviceRow d;
   d.job_id = q.Text(0);
   d.uid = q.Text(1);
-  auto s = StatusFromName(q.Text(2));
-  if (s.ok())
-    d.status = *s;
-  else
-    status.Update(s.status());
+  ASSIGN_OR_RETURN(d.status, StatusFromName(q.Text(2)));
   d.member_id = q.Text(3);
   d.member_serial = q.Text(4);
   d.cert_serial = q.Text(5);
@@ -285,8 +281,8 @@ DeviceRow DeviceFrom(const Query& q, absl::Status& status) {
 constexpr char kDeviceColumns[] =
     "job_id, uid, status, member_id, member_serial, cert_serial, error, updated_at, attempts";
 
-AttemptRow AttemptFrom(const Query& q, absl::Status& status) {
-  // Columns as kAttemptColumns.
+// A row of kAttemptColumns.
+absl::StatusOr<AttemptRow> AttemptFrom(const Query& q) {
   AttemptRow a;
   a.id = q.Int(0);
   a.job_id = q.Text(1);
@@ -295,11 +291,7 @@ AttemptRow AttemptFrom(const Query& q, absl::Status& status) {
   a.member_serial = q.Text(4);
   a.member_address = q.Text(5);
   a.reissue = q.Int(6) != 0;
-  auto o = OutcomeFromName(q.Text(7));
-  if (o.ok())
-    a.outcome = *o;
-  else
-    status.Update(o.status());
+  ASSIGN_OR_RETURN(a.outcome, OutcomeFromName(q.Text(7)));
   a.cert_serial = q.Text(8);
   a.error = q.Text(9);
   a.started_at = q.Int(10);
@@ -320,10 +312,7 @@ absl::StatusOr<std::optional<DeviceRow>> ReadDevice(sqlite3* db, const std::stri
   q.Bind(job_id).Bind(uid);
   ASSIGN_OR_RETURN(bool row, q.Step());
   if (!row) return std::nullopt;
-  absl::Status status;
-  DeviceRow d = DeviceFrom(q, status);
-  RETURN_IF_ERROR(status);
-  return d;
+  return DeviceFrom(q);
 }
 
 std::string Device(const std::string& job_id, const std::string& uid) {
@@ -404,14 +393,12 @@ absl::StatusOr<std::map<std::string, DeviceRow>> DeviceDb::Devices(
                                   "cannot read the devices of job " + job_id));
   q.Bind(job_id);
   std::map<std::string, DeviceRow> devices;
-  absl::Status status;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
-    DeviceRow d = DeviceFrom(q, status);
+    ASSIGN_OR_RETURN(DeviceRow d, DeviceFrom(q));
     devices.emplace(d.uid, std::move(d));
   }
-  RETURN_IF_ERROR(status);
   return devices;
 }
 
@@ -424,13 +411,12 @@ absl::StatusOr<std::vector<AttemptRow>> DeviceDb::Attempts(const std::string& jo
                                   "cannot read the attempts of job " + job_id));
   q.Bind(job_id);
   std::vector<AttemptRow> attempts;
-  absl::Status status;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
-    attempts.push_back(AttemptFrom(q, status));
+    ASSIGN_OR_RETURN(AttemptRow a, AttemptFrom(q));
+    attempts.push_back(std::move(a));
   }
-  RETURN_IF_ERROR(status);
   return attempts;
 }
 
@@ -508,9 +494,7 @@ absl::Status DeviceDb::FinishAttempts(const std::vector<AttemptEnd>& ends, int64
       read.Bind(e.attempt_id);
       ASSIGN_OR_RETURN(bool row, read.Step());
       if (!row) return absl::NotFoundError("no " + attempt_name + " in " + impl_->path);
-      absl::Status status;
-      AttemptRow a = AttemptFrom(read, status);
-      RETURN_IF_ERROR(status);
+      ASSIGN_OR_RETURN(AttemptRow a, AttemptFrom(read));
       const std::string named =
           absl::StrCat(attempt_name, " (", a.uid, " to member ", a.member_id, ")");
       if (a.outcome != AttemptOutcome::kOpen) {
