@@ -28,7 +28,7 @@ void AddRun(CLI::App& line, Dispatch& dispatch) {
   struct Args {
     std::string job, hsm, client, tray, db, programmer = "virtual", progress = "auto";
     size_t devices = 0;
-    int parallel = 8, answer_timeout = 20, give_up = 60;
+    int parallel = 8, answer_timeout = 20, give_up = 60, programmer_timeout = 120;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = line.add_subcommand("run", "Run the line: provision a tray of chips");
@@ -47,8 +47,12 @@ void AddRun(CLI::App& line, Dispatch& dispatch) {
                   "virtual (default: the tray's virtual chips) or exec:COMMAND — run /bin/sh -c "
                   "COMMAND per device in a directory holding device.crt, chain.pem, "
                   "device-key.cms, firmware.bin, config.bin, record.msg, with CLADE_UID, "
-                  "CLADE_JOB, CLADE_MEMBER, CLADE_CERT_SERIAL and CLADE_DATA_DIR set; exit 0 = "
-                  "programmed");
+                  "CLADE_JOB, CLADE_MEMBER, CLADE_CERT_SERIAL, CLADE_DATA_DIR and CLADE_TRAY set; "
+                  "exit 0 = programmed, anything else fails the chip with the last line of its "
+                  "output; killed after --programmer-timeout");
+  cmd->add_option("--programmer-timeout", a->programmer_timeout,
+                  "exec: seconds a command may run for one chip before it is killed (default 120)")
+      ->check(CLI::Range(1, 86400));
   cmd->add_option("--parallel", a->parallel,
                   "Chips programmed at once; twice as many devices may be in flight to the member "
                   "(default 8)")
@@ -81,6 +85,7 @@ void AddRun(CLI::App& line, Dispatch& dispatch) {
       o.db_path = a->db;
       o.programmer = a->programmer;
       o.parallel = a->parallel;
+      o.programmer_timeout_seconds = a->programmer_timeout;
       o.answer_timeout_seconds = a->answer_timeout;
       o.give_up_seconds = a->give_up;
       o.progress = a->progress == "bar"     ? line::ProgressMode::kBar

@@ -1,12 +1,16 @@
 #include "line/runner.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <iomanip>
 #include <iostream>
@@ -32,6 +36,10 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+std::string Plural(size_t n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
 
 double SecondsSince(SteadyClock::time_point t) {
   return std::chrono::duration<double>(SteadyClock::now() - t).count();
@@ -170,11 +178,18 @@ struct InFlight {
 class Line {
  public:
   explicit Line(const LineOptions& o) : o_(o), out_(o.out ? *o.out : std::cout) {}
+  ~Line() {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
+  Line(const Line&) = delete;
+  Line& operator=(const Line&) = delete;
 
   absl::StatusOr<LineSummary> Run();
 
  private:
   absl::Status Prepare();
+  // One run per database: an exclusive flock on DB.lock, held until the process ends.
+  absl::Status LockDatabase(const std::string& db_path);
   absl::Status SelectDevices();
   // Makes `members_[i]` usable: connects, checks it is a member of the job's group, and imports
   // the job there if it lacks it. Errors: unreachable (Unavailable/DeadlineExceeded) or refused.
@@ -185,6 +200,8 @@ class Line {
   // Picks the first usable member, starting at `from` and going round the list; waits and probes
   // while none answers, for up to give_up_seconds. Returns false when it gives up.
   bool PickMember(size_t from);
+  // Fetches the job package from the first member (in list order) that gives it.
+  absl::Status FindJob();
   // Runs one Provision stream on the member in use until the work is done, the member stops
   // answering, or an earlier member answers again.
   enum class SessionEnd { kDone, kFailover, kSwitch };
@@ -230,7 +247,30 @@ class Line {
   size_t total_ = 0;
   bool bar_ = false;
   bool progress_on_ = true;
+  int lock_fd_ = -1;
 };
+
+absl::Status Line::LockDatabase(const std::string& db_path) {
+  std::string path = db_path + ".lock";
+  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) {
+    return absl::FailedPreconditionError("cannot open " + path + ": " + std::strerror(errno));
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    ssize_t n = ::pread(lock_fd_, buf, sizeof buf - 1, 0);
+    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    return absl::FailedPreconditionError("another line run (pid " + holder + ") is using " +
+                                         db_path + "; one run per line database at a time");
+  }
+  // The lock goes with the process, however it ends; the pid is only for the message above.
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) < 0) {
+    return absl::FailedPreconditionError("cannot write " + path + ": " + std::strerror(errno));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status Line::Prepare() {
   if (o_.job_id.empty()) return absl::InvalidArgumentError("--job is required");
@@ -253,13 +293,15 @@ absl::Status Line::Prepare() {
   if (o_.programmer == "virtual") {
     ASSIGN_OR_RETURN(programmer_, MakeVirtualProgrammer(o_.tray_dir));
   } else if (o_.programmer.rfind("exec:", 0) == 0 && o_.programmer.size() > 5) {
-    ASSIGN_OR_RETURN(programmer_, MakeExecProgrammer(o_.tray_dir, o_.programmer.substr(5),
-                                                     o_.tray_dir + "/exec-work"));
+    ASSIGN_OR_RETURN(programmer_,
+                     MakeExecProgrammer(o_.tray_dir, o_.programmer.substr(5),
+                                        o_.tray_dir + "/exec-work", o_.programmer_timeout_seconds));
   } else {
     return absl::InvalidArgumentError("--programmer must be 'virtual' or 'exec:COMMAND', got '" +
                                       o_.programmer + "'");
   }
   std::string db_path = o_.db_path.empty() ? o_.tray_dir + "/line.db" : o_.db_path;
+  RETURN_IF_ERROR(LockDatabase(db_path));
   ASSIGN_OR_RETURN(db_, DeviceDb::Open(db_path));
   switch (o_.progress) {
     case ProgressMode::kNone:
@@ -294,8 +336,8 @@ absl::Status Line::SelectDevices() {
                    db_->CloseOpenAttempts(
                        o_.job_id, "the line stopped before the member's answer arrived", Now()));
   if (closed > 0) {
-    Say("resuming: " + std::to_string(closed) +
-        " devices were in flight when the line last stopped; they are sent again");
+    Say("resuming: " + Plural(closed, "device") + " in flight when the line last stopped " +
+        (closed == 1 ? "is" : "are") + " sent again");
   }
   ASSIGN_OR_RETURN(auto attempts, db_->Attempts(o_.job_id));
   for (const auto& a : attempts) {
@@ -377,14 +419,6 @@ absl::Status Line::Activate(size_t i) {
     return absl::UnavailableError("the member at " + m.address + " is " + st.state());
   }
   m.serial = st.serial();
-  if (!job_) {
-    ASSIGN_OR_RETURN(v1::GetJobResponse got, m.client->GetJob(o_.job_id));
-    RETURN_IF_ERROR(LearnJob(std::vector<uint8_t>(got.package().begin(), got.package().end())));
-    RETURN_IF_ERROR(MakeDirs(o_.tray_dir + "/jobs", 0700));
-    RETURN_IF_ERROR(WriteFileAtomic(PackagePath(), job_->package));
-    Say("job " + o_.job_id + " (" + job_->product + ", " + (job_->hsm_mode ? "hsm" : "device") +
-        " key mode) fetched from HSM " + m.serial + "; kept as " + PackagePath());
-  }
   m.member_id.clear();
   for (const auto& g : st.groups()) {
     size_t sp = g.find(' ');
@@ -408,11 +442,32 @@ absl::Status Line::Activate(size_t i) {
   return absl::OkStatus();
 }
 
+absl::Status Line::FindJob() {
+  std::string why_not;
+  for (const Member& m : members_) {
+    auto client = rpc::HsmClient::Connect(m.address, o_.credentials);
+    absl::StatusOr<v1::GetJobResponse> got =
+        client.ok() ? (*client)->GetJob(o_.job_id) : client.status();
+    if (!got.ok()) {
+      why_not += "\n  " + m.address + ": " + std::string(got.status().message());
+      continue;
+    }
+    RETURN_IF_ERROR(LearnJob(std::vector<uint8_t>(got->package().begin(), got->package().end())));
+    RETURN_IF_ERROR(MakeDirs(o_.tray_dir + "/jobs", 0700));
+    RETURN_IF_ERROR(WriteFileAtomic(PackagePath(), job_->package));
+    Say("job " + o_.job_id + " (" + job_->product + ", " + (job_->hsm_mode ? "hsm" : "device") +
+        " key mode) fetched from the member at " + m.address + "; kept as " + PackagePath());
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError("no member of --hsm gave job " + o_.job_id +
+                             " (import it on one member: `clade hsm call import-job`):" + why_not);
+}
+
 bool Line::PickMember(size_t from) {
   auto give_up = SteadyClock::now() + std::chrono::seconds(o_.give_up_seconds);
   bool said_waiting = false;
   for (;;) {
-    size_t usable = 0, without_job = 0;
+    size_t usable = 0;
     for (size_t k = 0; k < members_.size(); ++k) {
       size_t i = (from + k) % members_.size();
       if (!members_[i].excluded.empty()) continue;
@@ -425,12 +480,8 @@ bool Line::PickMember(size_t from) {
         Say("member " + members_[i].Name() + " at " + members_[i].address + " in use");
         return true;
       }
-      if (absl::IsNotFound(s) && !job_) {
-        Say("member at " + members_[i].address + " does not hold job " + o_.job_id +
-            "; trying the next");
-        ++without_job;
-      } else if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsCancelled(s) ||
-                 absl::IsUnknown(s)) {
+      if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsCancelled(s) ||
+          absl::IsUnknown(s)) {
         Say("member at " + members_[i].address + " does not answer: " + std::string(s.message()));
       } else {
         members_[i].excluded = std::string(s.message());
@@ -438,7 +489,6 @@ bool Line::PickMember(size_t from) {
       }
     }
     if (usable == 0 || SteadyClock::now() >= give_up) return false;
-    if (!job_ && without_job == usable) return false;  // every member answered: none has the job
     if (!said_waiting) {
       Say("no member answers; probing every " + std::to_string(o_.probe_seconds) + " s for up to " +
           std::to_string(o_.give_up_seconds) + " s");
@@ -688,7 +738,8 @@ absl::StatusOr<Line::SessionEnd> Line::Session(size_t* switch_to) {
               !queue_.empty()) {
             target = e.member;
             Say("member at " + members_[e.member].address +
-                " answers again; moving to it once the devices in flight are answered");
+                " answers; moving to it (earlier in --hsm) once the devices in flight are "
+                "answered");
           }
           break;
       }
@@ -725,7 +776,7 @@ absl::StatusOr<Line::SessionEnd> Line::Session(size_t* switch_to) {
     sum_.resent += n;
     ++sum_.failovers;
     Say("member " + m.Name() + " at " + m.address + " stopped answering (" + why + "); " +
-        std::to_string(n) + " devices in flight sent again");
+        Plural(n, "device") + " in flight " + (n == 1 ? "is" : "are") + " sent again");
     (void)FlushEnds(true);
     m.client.reset();
     return SessionEnd::kFailover;
@@ -801,18 +852,26 @@ absl::StatusOr<LineSummary> Line::Run() {
     sum_.seconds = SecondsSince(start_);
     return sum_;
   }
+  if (!job_) RETURN_IF_ERROR(FindJob());
   pool_ = std::make_unique<ProgrammerPool>(*programmer_, events_, o_.parallel);
   std::thread prober([this] { Prober(); });
   size_t from = 0;
   absl::Status stopped;
   while (!queue_.empty() && fatal_.ok()) {
     if (!PickMember(from)) {
-      Say("no member answers; stopping with " + std::to_string(queue_.size()) +
-          " devices not provisioned (a rerun with the same database resumes)");
-      if (!job_) {
-        stopped = absl::NotFoundError("no member of --hsm holds job " + o_.job_id +
-                                      " or answers (import the job on one member: `clade hsm "
-                                      "call import-job`)");
+      std::string refusals;
+      bool all_refused = true;
+      for (const Member& m : members_) {
+        if (m.excluded.empty())
+          all_refused = false;
+        else
+          refusals += "\n  " + m.address + ": " + m.excluded;
+      }
+      if (all_refused) {
+        stopped = absl::PermissionDeniedError("no member of --hsm can be used:" + refusals);
+      } else {
+        Say("no member answers; stopping with " + Plural(queue_.size(), "device") +
+            " not provisioned (a rerun with the same database resumes)");
       }
       break;
     }
@@ -840,7 +899,7 @@ absl::StatusOr<LineSummary> Line::Run() {
   stop_prober_ = true;
   prober.join();
   pool_.reset();
-  if (!stopped.ok() && sum_.done == 0) return stopped;
+  if (!stopped.ok() && sum_.done == 0 && sum_.failed == 0) return stopped;
   if (!fatal_.ok()) return Annotate(fatal_, "the line database");
   sum_.pending = queue_.size();
   Progress(true);

@@ -3,13 +3,14 @@
 //  - Devices in flight: up to `parallel` on one Provision stream to the member in use, and up to
 //    `parallel` chips being programmed at once.
 //  - Every send is an attempt in the DeviceDb before it goes on the wire; a device is done only
-//    after its chip is programmed, and a rerun skips done devices (resume).
+//    after its chip is programmed, and a rerun skips done devices (resume). One run per database:
+//    a second run on the same database is refused while the first holds DB.lock.
 //  - Failover: when the member in use stops answering (stream broken, or no answer for
 //    `answer_timeout_seconds` while devices are in flight), its devices in flight are sent again
 //    to the next member of the list that answers; members earlier in the list are probed every
 //    `probe_seconds` and the line moves back to the first that answers (a replacement at a dead
 //    member's address joins the line this way).
-//  - The job package is fetched from the first member that holds the job, kept as
+//  - The job package is fetched from the first member (in list order) that holds the job, kept as
 //    TRAY/jobs/<job>.package (for `clade device verify --job`), and imported on any member that
 //    lacks the job before it is used.
 #pragma once
@@ -32,9 +33,10 @@ struct LineOptions {
   std::vector<std::string> members;  // HOST:PORT, in order of preference
   rpc::ClientCredentials credentials;
   std::string tray_dir;
-  size_t devices = 0;                  // the first N chips of the tray; 0 = all
-  std::string db_path;                 // "" = TRAY/line.db
-  std::string programmer = "virtual";  // or "exec:COMMAND"
+  size_t devices = 0;                    // the first N chips of the tray; 0 = all
+  std::string db_path;                   // "" = TRAY/line.db
+  std::string programmer = "virtual";    // or "exec:COMMAND"
+  int programmer_timeout_seconds = 120;  // exec: a command running longer is killed
   int parallel = 8;
   int answer_timeout_seconds = 20;
   int probe_seconds = 2;

@@ -4,6 +4,10 @@
 // reconciled with the line's records), and the refusal when no member holds the job.
 #include "line/runner.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 
@@ -156,23 +160,46 @@ TEST_F(LineRunTest, ProvisionsEveryChipAndARerunSkipsThem) {
 TEST_F(LineRunTest, SkipsAnAddressWhereNothingAnswersAndImportsTheJobWhereMissing) {
   std::string a = Serve("SN-A");
   std::string b = Serve("SN-B");
-  // Port 1 on loopback: nothing listens there. SN-B lacks the job, so the job comes from SN-A.
-  auto o = Options({"127.0.0.1:1", b, a});
+  // Port 1 on loopback: nothing listens there.
+  auto o = Options({"127.0.0.1:1", a});
   o.devices = 10;
   auto first = line::RunLine(o);
   ASSERT_OK(first);
   EXPECT_EQ(first->done, 10u) << out_.str();
   EXPECT_THAT(out_.str(), HasSubstr("member at 127.0.0.1:1 does not answer"));
-  EXPECT_THAT(out_.str(), HasSubstr("does not hold job J-1; trying the next"));
-  // The rerun knows the job from the package kept in the tray and imports it on SN-B.
+  // SN-A is gone and SN-B never held the job: the rerun takes the job from the package the first
+  // run kept in the tray, and imports it on SN-B.
   daemons_["SN-A"]->Shutdown(0);
   auto rest = line::RunLine(Options({"127.0.0.1:1", b}));
   ASSERT_OK(rest);
   EXPECT_EQ(rest->already_done, 10u);
   EXPECT_EQ(rest->done, 30u) << out_.str();
   EXPECT_EQ(rest->per_member.at("1.1 (SN-B)"), 30u);
-  EXPECT_THAT(out_.str(), HasSubstr("did not hold job J-1; imported it there"));
+  EXPECT_THAT(out_.str(), HasSubstr("member 1.1 (SN-B) did not hold job J-1; imported it there"));
   ExpectTrayVerifies();
+}
+
+TEST_F(LineRunTest, TakesMembersInListOrderEvenWhenTheFirstLacksTheJob) {
+  std::string a = Serve("SN-A");
+  std::string b = Serve("SN-B");
+  auto sum = line::RunLine(Options({b, a}));
+  ASSERT_OK(sum);
+  EXPECT_EQ(sum->per_member.at("1.1 (SN-B)"), 40u) << out_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("fetched from the member at " + a));
+  EXPECT_THAT(out_.str(), HasSubstr("member 1.1 (SN-B) did not hold job J-1; imported it there"));
+}
+
+TEST_F(LineRunTest, RefusesASecondRunOnTheSameDatabase) {
+  // The lock a running line holds, taken here by hand.
+  std::string lock = Tray() + "/line.db.lock";
+  int fd = ::open(lock.c_str(), O_RDWR | O_CREAT, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "4242\n", 5), 5);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  EXPECT_THAT(line::RunLine(Options({"127.0.0.1:1"})),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("another line run (pid 4242) is using")));
+  ::close(fd);
 }
 
 TEST_F(LineRunTest, FailsOverWhenTheMemberInUseStopsAndReconcilesWithBothAudits) {
@@ -228,7 +255,7 @@ TEST_F(LineRunTest, FailsOverWhenTheMemberInUseStopsAndReconcilesWithBothAudits)
 TEST_F(LineRunTest, RefusesWhenNoMemberHoldsTheJob) {
   std::string b = Serve("SN-B");
   EXPECT_THAT(line::RunLine(Options({b})),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no member of --hsm holds job J-1")));
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no member of --hsm gave job J-1")));
 }
 
 TEST_F(LineRunTest, RefusesBadOptions) {
