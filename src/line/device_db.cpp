@@ -16,19 +16,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/files.h"
+#include "store/sqlite_util.h"
 
 namespace clade::line {
 namespace {
 
-// Owners of SQLite handles. Move-only: a copied handle would be closed or finalized twice.
-struct SqliteCloser {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-struct StatementFinalizer {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
-using SqliteDb = std::unique_ptr<sqlite3, SqliteCloser>;
-using Statement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
+// The SQLite helpers of src/store serve the line's database too.
+using store::internal::Exec;
+using store::internal::SqliteDb;
+using store::internal::SqliteError;
+using Statement = store::internal::SqliteStatement;
 
 // The schema of version kSchemaVersion. The CHECKs keep a hand edit from writing a status the
 // code cannot read back.
@@ -51,55 +48,19 @@ constexpr char kSchema[] =
     "CREATE INDEX attempts_by_device ON attempts(job_id, uid);"
     "CREATE INDEX attempts_by_outcome ON attempts(job_id, outcome);";
 
-absl::Status SqliteError(sqlite3* db, int rc, const std::string& what) {
-  std::string msg = what + ": " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-    case SQLITE_CANTOPEN:
-      return absl::UnavailableError(msg);
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return absl::DataLossError(msg);
-    case SQLITE_PERM:
-    case SQLITE_READONLY:
-    case SQLITE_AUTH:
-      return absl::PermissionDeniedError(msg);
-    case SQLITE_FULL:
-    case SQLITE_NOMEM:
-      return absl::ResourceExhaustedError(msg);
-    case SQLITE_CONSTRAINT:
-    case SQLITE_TOOBIG:
-    case SQLITE_RANGE:
-    case SQLITE_MISMATCH:
-      return absl::InvalidArgumentError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
-}
-
-absl::Status Exec(sqlite3* db, const char* sql, const std::string& what) {
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return SqliteError(db, rc, what);
-  return absl::OkStatus();
-}
-
 // A prepared statement with its values bound, stepped row by row. Values are bound in order
 // (?1, ?2, …) by Bind(…).
 class Query {
  public:
   static absl::StatusOr<Query> Prepare(sqlite3* db, std::string_view sql, std::string what) {
-    sqlite3_stmt* raw = nullptr;
-    int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &raw, nullptr);
-    Statement stmt(raw);
-    if (rc != SQLITE_OK) return SqliteError(db, rc, what);
+    ASSIGN_OR_RETURN(Statement stmt, store::internal::Prepare(db, sql, what));
     return Query(db, std::move(stmt), std::move(what));
   }
 
   Query& Bind(std::string_view text) {
-    // A non-null pointer even for "" so the value binds as empty text, not NULL.
-    Check(sqlite3_bind_text(stmt_.get(), ++bound_, text.empty() ? "" : text.data(),
-                            static_cast<int>(text.size()), SQLITE_TRANSIENT));
+    if (bind_status_.ok()) {
+      bind_status_ = store::internal::BindText(db_, stmt_.get(), ++bound_, text, what_);
+    }
     return *this;
   }
   Query& Bind(const char* text) { return Bind(std::string_view(text)); }
@@ -112,10 +73,7 @@ class Query {
   // True if a row is ready, false when done.
   absl::StatusOr<bool> Step() {
     if (!bind_status_.ok()) return bind_status_;
-    int rc = sqlite3_step(stmt_.get());
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return SqliteError(db_, rc, what_);
+    return store::internal::Step(db_, stmt_.get(), what_);
   }
   // Runs a statement that returns no rows.
   absl::Status Run() {
@@ -130,12 +88,7 @@ class Query {
     bound_ = 0;
   }
 
-  std::string Text(int column) const {
-    const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), column));
-    int size = sqlite3_column_bytes(stmt_.get(), column);
-    if (data == nullptr || size <= 0) return {};
-    return std::string(data, static_cast<size_t>(size));
-  }
+  std::string Text(int column) const { return store::internal::ColumnText(stmt_.get(), column); }
   int64_t Int(int column) const { return sqlite3_column_int64(stmt_.get(), column); }
 
  private:

@@ -1,5 +1,6 @@
-// Internal to src/store: small helpers over the sqlite3 C API that turn result codes into
-// absl::Status values naming what failed and carrying SQLite's own message.
+// Small helpers over the sqlite3 C API that turn result codes into absl::Status values naming
+// what failed and carrying SQLite's own message. Used by src/store and by the line's own
+// database (src/line/device_db.cpp); not a general database API.
 #pragma once
 
 #include <sqlite3.h>
