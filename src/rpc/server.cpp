@@ -1,5 +1,6 @@
 #include "rpc/server.h"
 
+#include <grpc/grpc_security.h>
 #include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/server_credentials.h>
@@ -25,8 +26,46 @@
 #include "hsm/job.h"
 #include "wire/envelope.h"
 
+// gRPC 1.51 (Debian bookworm) offers no public way to set a server's minimum TLS version; its
+// SSL server credentials have the setter, exported from libgrpc. It is declared here to be
+// called: only the symbol matters, and a gRPC without it fails at link time, not silently.
+struct grpc_ssl_server_credentials {
+  void set_min_tls_version(grpc_tls_version min_tls_version);
+};
+
 namespace clade::rpc {
 namespace {
+
+// Server credentials made through the C API, so that TLS 1.3 can be the minimum: a client
+// offering only TLS 1.2 fails the handshake. The client certificate is required; Clade's own
+// verifiers judge it per call (Authorize), against the supplier root and the groups.
+class Tls13Credentials final : public grpc::ServerCredentials {
+ public:
+  explicit Tls13Credentials(grpc_server_credentials* c) : c_(c) {}
+  ~Tls13Credentials() override { grpc_server_credentials_release(c_); }
+  Tls13Credentials(const Tls13Credentials&) = delete;
+  Tls13Credentials& operator=(const Tls13Credentials&) = delete;
+  void SetAuthMetadataProcessor(const std::shared_ptr<grpc::AuthMetadataProcessor>&) override {}
+
+ private:
+  int AddPortToServer(const std::string& addr, grpc_server* server) override {
+    return grpc_server_add_http2_port(server, addr.c_str(), c_);
+  }
+  grpc_server_credentials* c_;
+};
+
+std::shared_ptr<grpc::ServerCredentials> Tls13ServerCredentials(const std::string& root_pem,
+                                                                const std::string& key_pem,
+                                                                const std::string& chain_pem) {
+  grpc_ssl_pem_key_cert_pair pair{key_pem.c_str(), chain_pem.c_str()};
+  grpc_server_credentials* c = grpc_ssl_server_credentials_create_ex(
+      root_pem.c_str(), &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_BUT_DONT_VERIFY,
+      nullptr);
+  // The object made by grpc_ssl_server_credentials_create_ex is a grpc_ssl_server_credentials,
+  // whose grpc_server_credentials base sits at offset 0 (single inheritance).
+  reinterpret_cast<grpc_ssl_server_credentials*>(c)->set_min_tls_version(TLS1_3);
+  return std::make_shared<Tls13Credentials>(c);
+}
 
 using grpc::ServerContext;
 using grpc::StatusCode;
@@ -433,14 +472,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const std::string& state_d
     crypto::SecretBytes pem = key.ToPkcs8Pem();
     impl->key_pem.assign(pem.RevealSecretAsString());
   }
-  grpc::SslServerCredentialsOptions opts(
-      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
-  opts.pem_root_certs = impl->hsm->supplier_root().Pem();
-  opts.pem_key_cert_pairs.push_back(
-      {impl->key_pem, crypto::Certificate::ChainToPem(impl->hsm->IdentityChain())});
+  std::string root_pem = impl->hsm->supplier_root().Pem();
+  std::string chain_pem = crypto::Certificate::ChainToPem(impl->hsm->IdentityChain());
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen, grpc::SslServerCredentials(opts), &port);
+  builder.AddListeningPort(listen, Tls13ServerCredentials(root_pem, impl->key_pem, chain_pem),
+                           &port);
   builder.RegisterService(impl.get());
   impl->server = builder.BuildAndStart();
   if (!impl->server || port == 0) {

@@ -70,6 +70,12 @@ timeout 10 openssl s_client -connect "$A1" -cert "$T/line-leaf.pem" -key "$T/lin
 grep -aq "New, TLSv1.3" "$T/sclient.out" || { cat "$T/sclient.out" >&2; fail "not TLS 1.3"; }
 grep -aq "Verify return code: 0 (ok)" "$T/sclient.out" || fail "server chain does not verify"
 checks=$((checks + 2))
+# TLS 1.3 is the minimum: a client offering only TLS 1.2 gets no session.
+timeout 10 openssl s_client -connect "$A1" -tls1_2 -cert "$T/line-leaf.pem" \
+  -key "$T/line/client.key" -CAfile "$T/s/root.crt" -alpn h2 </dev/null >"$T/sclient12.out" 2>&1 || true
+grep -aq "New, (NONE)" "$T/sclient12.out" || { cat "$T/sclient12.out" >&2; fail "TLS 1.2 accepted"; }
+if grep -aq "New, TLSv1.2" "$T/sclient12.out"; then fail "a TLS 1.2 session was made"; fi
+checks=$((checks + 1))
 
 # --- mTLS and roles. ---------------------------------------------------------------------------
 expect_ok "$CLADE" hsm call status --connect "$A1" --client "$T/line"
