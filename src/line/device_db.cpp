@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <iterator>
 #include <mutex>
 #include <optional>
 #include <string_view>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "base/files.h"
@@ -191,7 +193,7 @@ absl::StatusOr<SqliteDb> OpenFile(const std::string& path, bool create) {
   // The runner and a reader (`clade line status`, the sqlite3 shell) may hold the file at once.
   sqlite3_busy_timeout(db.get(), 5000);
   const std::string what = "cannot configure " + path;
-  auto configure = [&]() -> absl::Status {
+  auto configure_once = [&]() -> absl::Status {
     RETURN_IF_ERROR(Exec(db.get(), "PRAGMA trusted_schema = OFF", what));
     std::string mode;
     {  // the statement ends here: a COMMIT below fails while it is in progress
@@ -206,7 +208,15 @@ absl::StatusOr<SqliteDb> OpenFile(const std::string& path, bool create) {
     // FULL: a device recorded done stays done after a power cut (the chip is locked by then).
     RETURN_IF_ERROR(Exec(db.get(), "PRAGMA synchronous = FULL", what));
     return CheckSchema(db.get(), path, create);
-  }();
+  };
+  // Switching a new file to WAL takes an exclusive lock, for which SQLite does not always call
+  // the busy handler: a reader opening the file at that moment (`clade line status`) or the
+  // line opening it while a reader does sees SQLITE_BUSY. Such a clash is retried for up to 5 s.
+  absl::Status configure = configure_once();
+  for (int i = 0; i < 100 && absl::IsUnavailable(configure); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    configure = configure_once();
+  }
   if (absl::IsDataLoss(configure)) {
     // SQLITE_NOTADB (or CORRUPT): "file is not a database".
     std::string why(configure.message());

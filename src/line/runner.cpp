@@ -490,11 +490,13 @@ bool Line::PickMember(size_t from) {
     }
     if (usable == 0 || SteadyClock::now() >= give_up) return false;
     if (!said_waiting) {
-      Say("no member answers; probing every " + std::to_string(o_.probe_seconds) + " s for up to " +
+      std::string every = o_.probe_ms % 1000 == 0 ? std::to_string(o_.probe_ms / 1000) + " s"
+                                                  : std::to_string(o_.probe_ms) + " ms";
+      Say("no member answers; probing every " + every + " for up to " +
           std::to_string(o_.give_up_seconds) + " s");
       said_waiting = true;
     }
-    std::this_thread::sleep_for(std::chrono::seconds(o_.probe_seconds));
+    std::this_thread::sleep_for(milliseconds(o_.probe_ms));
     from = 0;
   }
 }
@@ -790,8 +792,8 @@ absl::StatusOr<Line::SessionEnd> Line::Session(size_t* switch_to) {
 
 void Line::Prober() {
   while (!stop_prober_) {
-    for (int i = 0; i < o_.probe_seconds * 10 && !stop_prober_; ++i) {
-      std::this_thread::sleep_for(milliseconds(100));
+    for (int waited = 0; waited < o_.probe_ms && !stop_prober_; waited += 50) {
+      std::this_thread::sleep_for(milliseconds(50));
     }
     size_t below = probe_below_;
     for (size_t i = 0; i < below && !stop_prober_; ++i) {

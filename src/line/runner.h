@@ -8,7 +8,7 @@
 //  - Failover: when the member in use stops answering (stream broken, or no answer for
 //    `answer_timeout_seconds` while devices are in flight), its devices in flight are sent again
 //    to the next member of the list that answers; members earlier in the list are probed every
-//    `probe_seconds` and the line moves back to the first that answers (a replacement at a dead
+//    `probe_ms` and the line moves back to the first that answers (a replacement at a dead
 //    member's address joins the line this way).
 //  - The job package is fetched from the first member (in list order) that holds the job, kept as
 //    TRAY/jobs/<job>.package (for `clade device verify --job`), and imported on any member that
@@ -39,7 +39,7 @@ struct LineOptions {
   int programmer_timeout_seconds = 120;  // exec: a command running longer is killed
   int parallel = 8;
   int answer_timeout_seconds = 20;
-  int probe_seconds = 2;
+  int probe_ms = 2000;
   // With no member answering, the line waits this long (probing) before it stops with the
   // remaining devices pending.
   int give_up_seconds = 60;

@@ -57,6 +57,7 @@ class LineRunTest : public World {
     auto pkg = o->Package(opts);
     ASSERT_OK(pkg);
     ASSERT_OK(ImportJob(a, pkg->package));
+    package_ = pkg->package;
     auto client = IssueClientCert(a, gid_, kRoleLine);
     ASSERT_OK(client);
     creds_ = {crypto::Certificate::ChainToPem(client->chain),
@@ -122,6 +123,7 @@ class LineRunTest : public World {
   }
 
   std::string gid_;
+  std::vector<uint8_t> package_;
   std::optional<crypto::Certificate> oem_root_;
   std::vector<crypto::Certificate> group_ca_chain_;
   rpc::ClientCredentials creds_;
@@ -250,6 +252,52 @@ TEST_F(LineRunTest, FailsOverWhenTheMemberInUseStopsAndReconcilesWithBothAudits)
   auto partial = line::Reconcile(**db, "J-1", {AuditOf("SN-B")});
   ASSERT_OK(partial);
   EXPECT_FALSE(partial->ok());
+}
+
+TEST_F(LineRunTest, MovesBackToAnEarlierMemberWhenItAnswersAgain) {
+  // SN-A's address is first in the list, but nothing serves there when the line starts.
+  std::string a = Serve("SN-A");
+  std::string b = Serve("SN-B");
+  daemons_["SN-A"]->Shutdown(0);
+  daemons_["SN-A"].reset();
+  ASSERT_OK(line::Tray::Make(dir_.File("tray-200"), 200));
+  // The job as a previous run kept it: SN-B, which lacks it, gets it from the line.
+  ASSERT_OK(MakeDirs(dir_.File("tray-200") + "/jobs", 0700));
+  ASSERT_OK(WriteFileAtomic(dir_.File("tray-200") + "/jobs/J-1.package", package_));
+  std::atomic<bool> stop_watch{false};
+  // Once the line is under way on SN-B, SN-A serves again at its address.
+  std::thread watcher([&] {
+    while (!stop_watch) {
+      auto db = line::DeviceDb::Open(dir_.File("tray-200") + "/line.db");
+      if (db.ok()) {
+        auto rows = (*db)->Devices("J-1");
+        size_t done = 0;
+        if (rows.ok()) {
+          for (const auto& [uid, r] : *rows) done += r.status == line::DeviceStatus::kDone;
+        }
+        if (done >= 5) {
+          auto d = rpc::Daemon::Start(StateDir("SN-A"), a, log_);
+          EXPECT_TRUE(d.ok()) << d.status();
+          if (d.ok()) daemons_["SN-A"] = *std::move(d);
+          return;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  auto o = Options({a, b});
+  o.tray_dir = dir_.File("tray-200");
+  o.parallel = 1;
+  o.probe_ms = 100;
+  auto sum = line::RunLine(o);
+  stop_watch = true;
+  watcher.join();
+  ASSERT_OK(sum);
+  EXPECT_EQ(sum->done, 200u) << out_.str();
+  EXPECT_GE(sum->per_member["1.1 (SN-B)"], 5u) << out_.str();
+  EXPECT_GE(sum->per_member["1 (SN-A)"], 1u) << out_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("member at " + a + " answers; moving to it"));
+  EXPECT_EQ(sum->failovers, 0u);  // moving back is not a failover: nothing was lost
 }
 
 TEST_F(LineRunTest, RefusesWhenNoMemberHoldsTheJob) {
