@@ -105,6 +105,10 @@ expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gx" --job J-IOT
   --profile "$DOCS/iot-device.json" --supplier-root "$T/s/root.crt" --out "$T/iot.pkg"
 expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gx" --job J-MATTER \
   --profile "$DOCS/matter-dac.json" --supplier-root "$T/s/root.crt" --out "$T/matter.pkg"
+# The supplier root must be pinned: the export's own copy is not trusted by itself.
+expect_fail 2 "--supplier-root is required" "$CLADE" oem package --dir "$T/oem" \
+  --group-export "$T/gx" --job J-X --profile "$T/device.json" --out "$T/x.pkg"
+[ ! -e "$T/x.pkg" ] || fail "a package was written without a pinned supplier root"
 # A pinned supplier root that is not the export's is refused.
 expect_fail 1 "not the supplier root you pinned" "$CLADE" oem package --dir "$T/oem" \
   --group-export "$T/gx" --job J-X --profile "$T/device.json" --supplier-root "$T/oem/root.crt" \
