@@ -134,6 +134,7 @@ struct Factory {
     oem::PackageOptions opts;
     opts.job_id = "J";
     opts.group_export_dir = dir + "/gx";
+    opts.pinned_supplier_root = sup.root();
     opts.profile_json =
         R"({"product": "Sensor", "subject": {"CN": "{product} {uid}", "O": "Acme"},
             "validity": {"not_after": "99991231235959Z"}, "key_usage": ["digitalSignature"],

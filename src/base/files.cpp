@@ -29,7 +29,64 @@ std::string DirOf(const std::string& path) {
   return parent.empty() ? std::string(".") : parent.string();
 }
 
+// A new temporary file, never one that a link makes somebody else's (see files.h).
+absl::StatusOr<int> CreateTemporary(const std::string& tmp, int mode) {
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  int fd = ::open(tmp.c_str(), kFlags, mode);
+  if (fd >= 0 || errno != EEXIST) {
+    if (fd < 0) return Errno("cannot create", tmp);
+    return fd;
+  }
+  struct stat st {};
+  if (::lstat(tmp.c_str(), &st) != 0) return Errno("cannot stat", tmp);
+  if (S_ISLNK(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "temporary file ", tmp, " exists and is a symbolic link; refusing to write through it"));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("temporary file ", tmp, " exists and is not a regular file"));
+  }
+  // Unlinking removes the name only: a hard link's other names keep their content.
+  if (::unlink(tmp.c_str()) != 0) return Errno("cannot remove the leftover", tmp);
+  fd = ::open(tmp.c_str(), kFlags, mode);
+  if (fd < 0) return Errno("cannot create", tmp);
+  return fd;
+}
+
 }  // namespace
+
+absl::StatusOr<int> OpenLockFile(const std::string& path) {
+  // O_NONBLOCK: a FIFO planted there must not block the open; it is refused below.
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == ELOOP) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("lock file ", path, " is a symbolic link; refusing to follow it"));
+    }
+    if (errno == ENXIO) {  // a socket, or a FIFO without a reader
+      return absl::FailedPreconditionError(
+          absl::StrCat("lock file ", path, " is not a regular file"));
+    }
+    return Errno("cannot open lock file", path);
+  }
+  struct stat st {};
+  absl::Status refused;
+  if (::fstat(fd, &st) != 0) {
+    refused = Errno("cannot stat lock file", path);
+  } else if (!S_ISREG(st.st_mode)) {
+    refused =
+        absl::FailedPreconditionError(absl::StrCat("lock file ", path, " is not a regular file"));
+  } else if (st.st_nlink != 1) {
+    refused = absl::FailedPreconditionError(
+        absl::StrFormat("lock file %s has %d hard links; a lock file has one", path, st.st_nlink));
+  }
+  if (!refused.ok()) {
+    ::close(fd);
+    return refused;
+  }
+  return fd;
+}
 
 absl::StatusOr<Bytes> ReadFileBytes(const std::string& path, size_t limit) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -92,8 +149,7 @@ absl::Status WriteFileAtomic(const std::string& path, const void* data, size_t s
     return absl::AlreadyExistsError(absl::StrCat(path, " already exists; refusing to overwrite"));
   }
   std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Errno("cannot create", tmp);
+  ASSIGN_OR_RETURN(int fd, CreateTemporary(tmp, mode));
   // open() honours the umask; set the bits we were asked for exactly.
   if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
     absl::Status s = Errno("cannot chmod", tmp);

@@ -1,6 +1,7 @@
 #include "cli/client_dir.h"
 
 #include "base/files.h"
+#include "crypto/secret.h"
 #include "crypto/x509.h"
 
 namespace clade::cli {
@@ -10,7 +11,8 @@ absl::StatusOr<rpc::ClientCredentials> ReadClientDirectory(const std::string& di
   ASSIGN_OR_RETURN(creds.chain_pem,
                    ReadFileString(dir + "/client-chain.pem", crypto::kMaxChainPem));
   RETURN_IF_ERROR(CheckPrivateFile(dir + "/client.key"));
-  ASSIGN_OR_RETURN(creds.key_pem, ReadFileString(dir + "/client.key", 64 * 1024));
+  ASSIGN_OR_RETURN(Bytes key, ReadFileBytes(dir + "/client.key", 64 * 1024));
+  creds.key_pem = crypto::SecretBytes::Adopt(key);
   ASSIGN_OR_RETURN(creds.root_pem,
                    ReadFileString(dir + "/supplier-root.crt", crypto::kMaxChainPem));
   return creds;

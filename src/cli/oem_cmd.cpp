@@ -57,8 +57,9 @@ void AddPackage(CLI::App& oem, Dispatch& dispatch) {
   auto a = std::make_shared<Args>();
   CLI::App* cmd = oem.add_subcommand(
       "package",
-      "Make a signed job package for a group: checks the group export up to its supplier root "
-      "(pin it with --supplier-root), checks the device profile, wraps the device-issuing CA "
+      "Make a signed job package for a group: checks the group export up to the supplier root "
+      "you pin with --supplier-root (the export's own copy must equal it), checks the device "
+      "profile, wraps the device-issuing CA "
       "private key for the group encryption certificate as CMS (or takes --wrapped-ca-key, an "
       "envelope made with `openssl cms -encrypt -recip group-enc.crt`), adds firmware and "
       "config, and signs with the OEM root key. See docs/oem-guide.md and docs/profiles.md.");
@@ -75,7 +76,9 @@ void AddPackage(CLI::App& oem, Dispatch& dispatch) {
   cmd->add_option("--wrapped-ca-key", a->wrapped,
                   "CMS envelope of the device-issuing CA key made by the OEM itself (DER or PEM)");
   cmd->add_option("--supplier-root", a->supplier_root,
-                  "The HSM supplier's root certificate you trust; the export's must equal it");
+                  "The HSM supplier's root certificate (PEM) you trust, obtained apart from the "
+                  "group export; the export's supplier-root.crt must equal it")
+      ->required();
   cmd->add_option("--out", a->out, "Package file to write")->required();
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
@@ -96,10 +99,8 @@ void AddPackage(CLI::App& oem, Dispatch& dispatch) {
       if (!a->wrapped.empty()) {
         ASSIGN_OR_RETURN(opts.wrapped_ca_key, ReadFileBytes(a->wrapped, 1024 * 1024));
       }
-      if (!a->supplier_root.empty()) {
-        ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->supplier_root, crypto::kMaxChainPem));
-        ASSIGN_OR_RETURN(opts.pinned_supplier_root, crypto::Certificate::FromPem(pem));
-      }
+      ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->supplier_root, crypto::kMaxChainPem));
+      ASSIGN_OR_RETURN(opts.pinned_supplier_root, crypto::Certificate::FromPem(pem));
       ASSIGN_OR_RETURN(auto summary, o.Package(opts));
       RETURN_IF_ERROR(WriteFileAtomic(a->out, summary.package));
       std::cout << "job package: " << a->out << " (" << summary.package.size() << " bytes)\n"

@@ -24,15 +24,11 @@
 namespace clade::cli {
 namespace {
 
-std::string SecretToString(const crypto::SecretBytes& s) {
-  return std::string(s.RevealSecretAsString());
-}
-
 // Credentials of an HSM itself: its identity chain and key, trusting its supplier root.
 absl::StatusOr<rpc::ClientCredentials> HsmCredentials(hsm::Hsm& h) {
   rpc::ClientCredentials c;
   ASSIGN_OR_RETURN(crypto::PrivateKey key, h.IdentityKey());
-  c.key_pem = SecretToString(key.ToPkcs8Pem());
+  c.key_pem = key.ToPkcs8Pem();
   c.chain_pem = crypto::Certificate::ChainToPem(h.IdentityChain());
   c.root_pem = h.supplier_root().Pem();
   return c;

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
@@ -19,8 +20,6 @@
 
 #include "base/files.h"
 #include "crypto/x509.h"
-
-extern char** environ;  // NOLINT: POSIX, for the command's environment
 
 namespace clade::line {
 namespace {
@@ -84,7 +83,7 @@ class VirtualProgrammer : public Programmer {
 
 // Writes a work file for the command; no fsync: the directory is scratch, removed after success.
 absl::Status WriteWorkFile(const std::string& path, const void* data, size_t size, int mode) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return absl::InternalError("cannot create " + path + ": " + std::strerror(errno));
   const auto* p = static_cast<const char*>(data);
   while (size > 0) {
@@ -136,16 +135,19 @@ std::string LastLine(const std::string& path) {
   return line;
 }
 
-// The environment of the command: the parent's, with the CLADE_* variables of this device
-// replacing any inherited ones.
+// The environment of the command: only what a programmer needs, never the line's own secrets
+// (CLADE_KEK_PASSPHRASE, tokens, …): the variables of kPassedOn the parent has, PATH (the
+// parent's, or kDefaultPath), then this device's CLADE_* variables.
+constexpr const char* kPassedOn[] = {"HOME", "LANG", "LC_ALL", "TMPDIR"};
+constexpr char kDefaultPath[] = "/usr/local/bin:/usr/bin:/bin";
+
 std::vector<std::string> CommandEnvironment(const std::vector<std::string>& ours) {
   std::vector<std::string> env;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    std::string_view v(*e);
-    bool replaced = std::any_of(ours.begin(), ours.end(), [&](const std::string& o) {
-      return v.substr(0, v.find('=') + 1) == std::string_view(o).substr(0, o.find('=') + 1);
-    });
-    if (!replaced) env.emplace_back(v);
+  const char* path = std::getenv("PATH");  // the line never sets its environment: thread-safe
+  env.push_back(std::string("PATH=") + (path != nullptr && *path != '\0' ? path : kDefaultPath));
+  for (const char* name : kPassedOn) {
+    const char* value = std::getenv(name);
+    if (value != nullptr) env.push_back(std::string(name) + "=" + value);
   }
   env.insert(env.end(), ours.begin(), ours.end());
   return env;

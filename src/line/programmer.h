@@ -56,9 +56,11 @@ absl::StatusOr<std::unique_ptr<Programmer>> MakeVirtualProgrammer(const std::str
 // exists: a directory kept from a failure is not reused) holding the files `clade provision --out`
 // writes (device.crt, chain.pem, and when present device-key.cms, device-key.pem, firmware.bin,
 // config.bin) plus record.msg, so the command can run `clade device program --tray "$CLADE_TRAY"
-// --uid "$CLADE_UID" --from "$CLADE_DATA_DIR"`. Environment: the parent's plus CLADE_UID,
-// CLADE_JOB, CLADE_MEMBER, CLADE_CERT_SERIAL, CLADE_DATA_DIR (that directory, absolute) and
-// CLADE_TRAY (the tray, absolute); working directory: that directory; stdin /dev/null; stdout and
+// --uid "$CLADE_UID" --from "$CLADE_DATA_DIR"`. Environment: a minimal one, not the parent's (which
+// may hold CLADE_KEK_PASSPHRASE): PATH (the parent's, else /usr/local/bin:/usr/bin:/bin), HOME,
+// LANG, LC_ALL and TMPDIR when the parent has them, and CLADE_UID, CLADE_JOB, CLADE_MEMBER,
+// CLADE_CERT_SERIAL, CLADE_DATA_DIR (that directory, absolute) and CLADE_TRAY (the tray,
+// absolute); working directory: that directory; stdin /dev/null; stdout and
 // stderr both go to programmer.log there; own process group. Exit status 0 = programmed; anything
 // else is kAborted "programmer failed for chip U: exit status N: <last non-empty line of the
 // log>" (or "killed by signal S (SIGxxx)"). A command running longer than `timeout_seconds` is

@@ -252,10 +252,7 @@ class Line {
 
 absl::Status Line::LockDatabase(const std::string& db_path) {
   std::string path = db_path + ".lock";
-  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd_ < 0) {
-    return absl::FailedPreconditionError("cannot open " + path + ": " + std::strerror(errno));
-  }
+  ASSIGN_OR_RETURN(lock_fd_, OpenLockFile(path));  // never through a planted link
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     char buf[32] = {};
     ssize_t n = ::pread(lock_fd_, buf, sizeof buf - 1, 0);

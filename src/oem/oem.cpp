@@ -74,16 +74,26 @@ absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now
   if (o.expires_at != 0 && o.expires_at <= now) {
     return absl::InvalidArgumentError("--expires is in the past");
   }
-  // The group: verified up to the supplier root before anything is wrapped for it.
+  // The group: verified up to the pinned supplier root before anything is wrapped for it. The
+  // export's own supplier-root.crt comes with the export, so it proves nothing by itself: a
+  // group forged under another supplier would bring that supplier's root along.
+  if (!o.pinned_supplier_root) {
+    return absl::PermissionDeniedError(
+        "no supplier root pinned: give the HSM supplier's root certificate you trust "
+        "(--supplier-root), obtained apart from the group export");
+  }
+  const crypto::Certificate& pinned = *o.pinned_supplier_root;
   const std::string& g = o.group_export_dir;
   ASSIGN_OR_RETURN(auto chain, crypto::ReadChainFile(g + "/group-ca-chain.pem"));
   ASSIGN_OR_RETURN(auto enc, crypto::ReadCertificateFile(g + "/group-enc.crt"));
-  ASSIGN_OR_RETURN(auto supplier_root, crypto::ReadCertificateFile(g + "/supplier-root.crt"));
-  if (o.pinned_supplier_root && !(*o.pinned_supplier_root == supplier_root)) {
+  ASSIGN_OR_RETURN(auto exported_root, crypto::ReadCertificateFile(g + "/supplier-root.crt"));
+  if (!(exported_root == pinned)) {
     return absl::PermissionDeniedError(
-        "the group export's supplier root is not the supplier root you pinned (--supplier-root)");
+        "the group export's supplier root (" + g + "/supplier-root.crt, SHA-256 " +
+        exported_root.Fingerprint() + ") is not the supplier root you pinned (SHA-256 " +
+        pinned.Fingerprint() + ", --supplier-root)");
   }
-  auto group_id = hsm::VerifyGroupEncryptionCert(chain, enc, supplier_root);
+  auto group_id = hsm::VerifyGroupEncryptionCert(chain, enc, pinned);
   if (!group_id.ok()) {
     return Annotate(group_id.status(), "the group in " + g + " is not genuine");
   }
@@ -124,7 +134,7 @@ absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now
   std::string payload = pkg.SerializeAsString();
   ASSIGN_OR_RETURN(auto sealed, wire::SealMessage(hsm::kJobPackageType, crypto::AsBytes(payload),
                                                   root_key, {root_}));
-  return PackageSummary{std::move(sealed), *group_id, supplier_root.Fingerprint()};
+  return PackageSummary{std::move(sealed), *group_id, pinned.Fingerprint()};
 }
 
 }  // namespace clade::oem

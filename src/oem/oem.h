@@ -16,8 +16,10 @@ namespace clade::oem {
 
 struct PackageOptions {
   std::string job_id;
-  std::string group_export_dir;                             // as written by `clade group export`
-  std::optional<crypto::Certificate> pinned_supplier_root;  // if set, must equal the export's
+  std::string group_export_dir;  // as written by `clade group export`
+  // Required: the HSM supplier's root the OEM trusts, obtained apart from the group export (whose
+  // supplier-root.crt is only a copy, believed when it equals this one). Package refuses without.
+  std::optional<crypto::Certificate> pinned_supplier_root;
   std::string profile_json;
   std::vector<uint8_t> firmware;
   std::vector<uint8_t> config;
@@ -43,9 +45,12 @@ class Oem {
   const crypto::Certificate& root() const { return root_; }
   const crypto::Certificate& issuing() const { return issuing_; }
 
-  // Verifies the group export up to its supplier root (pinned if given), checks the profile,
-  // wraps the device-issuing CA key for the group encryption certificate (unless an envelope is
-  // given) and signs the package with the OEM root key.
+  // Verifies the group export up to the pinned supplier root, checks the profile, wraps the
+  // device-issuing CA key for the group encryption certificate (unless an envelope is given) and
+  // signs the package with the OEM root key. Refusals (PermissionDenied, nothing written): "no
+  // supplier root pinned …", "the group export's supplier root (SHA-256 F) is not the supplier
+  // root you pinned (SHA-256 P) …", "the group in DIR is not genuine: …" (its chain does not
+  // verify to the pinned root).
   absl::StatusOr<PackageSummary> Package(const PackageOptions& options, int64_t now = 0) const;
 
   Oem(Oem&&) noexcept = default;

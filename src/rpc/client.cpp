@@ -6,6 +6,7 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <openssl/crypto.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "clade/v1/hsm_service.grpc.pb.h"
+#include "rpc/limits.h"
 
 namespace clade::rpc {
 namespace {
@@ -115,8 +117,13 @@ absl::StatusOr<std::unique_ptr<HsmClient>> HsmClient::Connect(const std::string&
   using namespace grpc::experimental;
   gpr_set_log_function(DropGrpcLog);
   std::vector<IdentityKeyCertPair> pairs;
-  if (!creds.chain_pem.empty()) pairs.push_back({creds.key_pem, creds.chain_pem});
+  if (!creds.chain_pem.empty()) {
+    pairs.push_back({std::string(creds.key_pem.RevealSecretAsString()), creds.chain_pem});
+  }
   auto provider = std::make_shared<StaticDataCertificateProvider>(creds.root_pem, pairs);
+  // gRPC's C++ API takes the key as a std::string and keeps its own copy in the provider; the
+  // one made here is wiped at once.
+  for (IdentityKeyCertPair& p : pairs) OPENSSL_cleanse(p.private_key.data(), p.private_key.size());
   TlsChannelCredentialsOptions opts;
   opts.set_certificate_provider(provider);
   opts.watch_root_certs();
@@ -130,6 +137,9 @@ absl::StatusOr<std::unique_ptr<HsmClient>> HsmClient::Connect(const std::string&
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
+  // Clade's message limits, not gRPC's 4 MiB default (src/rpc/limits.h).
+  args.SetMaxSendMessageSize(static_cast<int>(kMaxRequestBytes));
+  args.SetMaxReceiveMessageSize(static_cast<int>(kMaxResponseBytes));
   auto channel = grpc::CreateCustomChannel(target, grpc::experimental::TlsCredentials(opts), args);
   if (!channel) return absl::InternalError("cannot create a channel to " + target);
   auto impl = std::make_unique<Impl>();

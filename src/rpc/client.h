@@ -12,13 +12,15 @@
 
 #include "base/status.h"
 #include "clade/v1/hsm_service.pb.h"
+#include "crypto/secret.h"
 
 namespace clade::rpc {
 
+// Move-only: the key is a secret (a copy would be one more place to wipe).
 struct ClientCredentials {
-  std::string chain_pem;  // leaf first; empty = connect without a client certificate
-  std::string key_pem;    // PKCS#8 PEM of the leaf key
-  std::string root_pem;   // the supplier root the server's identity must chain to
+  std::string chain_pem;        // leaf first; empty = connect without a client certificate
+  crypto::SecretBytes key_pem;  // PKCS#8 PEM of the leaf key
+  std::string root_pem;         // the supplier root the server's identity must chain to
 };
 
 // One Provision stream (HsmService.Provision): requests go out with Write, answers come back in

@@ -24,6 +24,7 @@
 #include "hsm/group.h"
 #include "hsm/hsm.h"
 #include "hsm/job.h"
+#include "rpc/limits.h"
 #include "wire/envelope.h"
 
 // gRPC 1.51 (Debian bookworm) offers no public way to set a server's minimum TLS version; its
@@ -54,10 +55,12 @@ class Tls13Credentials final : public grpc::ServerCredentials {
   grpc_server_credentials* c_;
 };
 
+// `key_pem` is NUL-terminated, for the C API.
 std::shared_ptr<grpc::ServerCredentials> Tls13ServerCredentials(const std::string& root_pem,
-                                                                const std::string& key_pem,
+                                                                const crypto::SecretBytes& key_pem,
                                                                 const std::string& chain_pem) {
-  grpc_ssl_pem_key_cert_pair pair{key_pem.c_str(), chain_pem.c_str()};
+  grpc_ssl_pem_key_cert_pair pair{reinterpret_cast<const char*>(key_pem.RevealSecret().data()),
+                                  chain_pem.c_str()};
   grpc_server_credentials* c = grpc_ssl_server_credentials_create_ex(
       root_pem.c_str(), &pair, 1, GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_BUT_DONT_VERIFY,
       nullptr);
@@ -152,6 +155,16 @@ absl::StatusOr<std::string> GroupOfMessage(const std::string& bytes, const char*
   return m.group_id();
 }
 
+// The group of an imported job, from the job list: no key is unwrapped. NotFound as in
+// Provisioner::Create.
+absl::StatusOr<std::string> GroupOfJob(hsm::Hsm& h, const std::string& job_id) {
+  ASSIGN_OR_RETURN(std::vector<hsm::JobSummary> jobs, hsm::ListJobs(h));
+  for (const hsm::JobSummary& j : jobs) {
+    if (j.job_id == job_id) return j.group_id;
+  }
+  return absl::NotFoundError("job " + job_id + " is not imported on this HSM (clade job import)");
+}
+
 // gRPC's own log lines (e.g. a refused TLS handshake) go through the running daemon's log, as
 // structured lines; only one daemon per process logs them.
 std::atomic<Daemon::Impl*> g_logging_daemon{nullptr};
@@ -167,11 +180,10 @@ struct Daemon::Impl final : public v1::HsmService::Service {
   std::string members;  // this HSM's member ids, for every log line
   std::string serial;
   std::string address;
-  std::string key_pem;  // the identity key, for the life of the server only
+  // The identity key as PKCS#8 PEM and a NUL, for gRPC's C API; wiped when the server goes.
+  crypto::SecretBytes key_pem;
   std::unique_ptr<grpc::Server> server;
   std::atomic<bool> stopping{false};
-
-  ~Impl() { std::fill(key_pem.begin(), key_pem.end(), '\0'); }
 
   void Log(const std::string& event, const std::vector<std::pair<std::string, std::string>>& kv) {
     std::string line =
@@ -389,10 +401,13 @@ struct Daemon::Impl final : public v1::HsmService::Service {
     std::lock_guard<std::mutex> l(mu);
     auto it = provs.find(req.job_id());
     if (it == provs.end()) {
-      ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*hsm, req.job_id()));
-      if (auto s = c.MayActFor(p->group_id()); !s.ok()) {
+      // The caller's group first: Create unwraps the job's CA key and trial-issues, which a
+      // client of another group must not cause (nor learn from its refusals).
+      ASSIGN_OR_RETURN(std::string group, GroupOfJob(*hsm, req.job_id()));
+      if (auto s = c.MayActFor(group); !s.ok()) {
         return absl::PermissionDeniedError(s.error_message());
       }
+      ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*hsm, req.job_id()));
       it = provs.emplace(req.job_id(), std::move(p)).first;
     }
     ASSIGN_OR_RETURN(hsm::ProvisioningData d, it->second->Provision(dr));
@@ -470,12 +485,17 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const std::string& state_d
   {
     ASSIGN_OR_RETURN(crypto::PrivateKey key, impl->hsm->IdentityKey());
     crypto::SecretBytes pem = key.ToPkcs8Pem();
-    impl->key_pem.assign(pem.RevealSecretAsString());
+    impl->key_pem = crypto::SecretBytes(pem.size() + 1);  // zero-filled: the last byte is the NUL
+    std::copy(pem.RevealSecret().begin(), pem.RevealSecret().end(),
+              impl->key_pem.RevealSecretMutable().begin());
   }
   std::string root_pem = impl->hsm->supplier_root().Pem();
   std::string chain_pem = crypto::Certificate::ChainToPem(impl->hsm->IdentityChain());
   int port = 0;
   grpc::ServerBuilder builder;
+  // Clade's message limits, not gRPC's 4 MiB default (src/rpc/limits.h).
+  builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxRequestBytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(kMaxResponseBytes));
   builder.AddListeningPort(listen, Tls13ServerCredentials(root_pem, impl->key_pem, chain_pem),
                            &port);
   builder.RegisterService(impl.get());

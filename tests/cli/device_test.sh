@@ -28,7 +28,7 @@ head -c 256 /dev/urandom >"$T/config.bin"
 for mode in device hsm; do
   expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gx" --job "J-$mode" \
     --profile "$T/$mode.json" --firmware "$T/firmware.bin" --config "$T/config.bin" \
-    --out "$T/$mode.pkg"
+    --supplier-root "$T/s/root.crt" --out "$T/$mode.pkg"
   expect_ok "$CLADE" job import --state "$T/h1" --package "$T/$mode.pkg"
 done
 
@@ -86,7 +86,7 @@ expect_fail 1 "is the package of job J-device, not J-hsm" "$CLADE" device verify
 # A package signed by another OEM is refused.
 expect_ok "$CLADE" oem package --dir "$T/other-oem" --group-export "$T/gx" --job J-other \
   --profile "$T/device.json" --firmware "$T/firmware.bin" --config "$T/config.bin" \
-  --out "$T/tray/jobs/J-other.package"
+  --supplier-root "$T/s/root.crt" --out "$T/tray/jobs/J-other.package"
 expect_fail 1 "not signed by the OEM root" "$CLADE" device verify --tray "$T/tray" \
   --oem-root "$T/oem/root.crt" --job J-other
 # --job and --job-package together are a usage error.

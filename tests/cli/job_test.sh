@@ -99,12 +99,16 @@ expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gx" --job J-DEV
   --supplier-root "$T/s/root.crt" --out "$T/dev.pkg"
 expect_out "wrapped by Clade"
 expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gx" --job J-HSM \
-  --profile "$T/hsm.json" --out "$T/hsm.pkg"
+  --profile "$T/hsm.json" --supplier-root "$T/s/root.crt" --out "$T/hsm.pkg"
 # The examples of docs/profiles.md, as written.
 expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gx" --job J-IOT \
-  --profile "$DOCS/iot-device.json" --out "$T/iot.pkg"
+  --profile "$DOCS/iot-device.json" --supplier-root "$T/s/root.crt" --out "$T/iot.pkg"
 expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gx" --job J-MATTER \
-  --profile "$DOCS/matter-dac.json" --out "$T/matter.pkg"
+  --profile "$DOCS/matter-dac.json" --supplier-root "$T/s/root.crt" --out "$T/matter.pkg"
+# The supplier root must be pinned: the export's own copy is not trusted by itself.
+expect_fail 2 "--supplier-root is required" "$CLADE" oem package --dir "$T/oem" \
+  --group-export "$T/gx" --job J-X --profile "$T/device.json" --out "$T/x.pkg"
+[ ! -e "$T/x.pkg" ] || fail "a package was written without a pinned supplier root"
 # A pinned supplier root that is not the export's is refused.
 expect_fail 1 "not the supplier root you pinned" "$CLADE" oem package --dir "$T/oem" \
   --group-export "$T/gx" --job J-X --profile "$T/device.json" --supplier-root "$T/oem/root.crt" \
@@ -306,7 +310,7 @@ openssl cms -encrypt -binary -aes-256-gcm -recip "$T/gx/group-enc.crt" -in "$T/o
 for w in cbc gcm; do
   expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gx" --job "J-OSSL-$w" \
     --profile "$T/device.json" --firmware "$T/firmware.bin" --wrapped-ca-key "$T/ca-$w.cms" \
-    --out "$T/ossl-$w.pkg"
+    --supplier-root "$T/s/root.crt" --out "$T/ossl-$w.pkg"
   expect_out "your envelope"
   for h in h2 h3; do
     expect_ok "$CLADE" job import --state "$T/$h" --package "$T/ossl-$w.pkg"
@@ -321,14 +325,14 @@ verify_certs "$D"/ossl-*/device.crt
 # Signed by another OEM, for the same group.
 expect_ok "$CLADE" oem init --dir "$T/oem2" --name "Mallory Devices"
 expect_ok "$CLADE" oem package --dir "$T/oem2" --group-export "$T/gx" --job J-DEV2 \
-  --profile "$T/device.json" --out "$T/other-oem.pkg"
+  --profile "$T/device.json" --supplier-root "$T/s/root.crt" --out "$T/other-oem.pkg"
 expect_fail 1 "not signed by the OEM root" "$CLADE" job import --state "$T/h3" \
   --package "$T/other-oem.pkg"
 # For another group (founded by a fourth HSM, trusting the same OEM).
 expect_ok "$CLADE" group create --state "$T/h4" --name Other --oem-root "$T/oem/root.crt"
 expect_ok "$CLADE" group export --state "$T/h4" --group Other --out "$T/gy"
 expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gy" --job J-OTHER \
-  --profile "$T/device.json" --out "$T/other-group.pkg"
+  --profile "$T/device.json" --supplier-root "$T/s/root.crt" --out "$T/other-group.pkg"
 expect_ok "$CLADE" job import --state "$T/h4" --package "$T/other-group.pkg"
 expect_fail 1 "this HSM is not a member of it" "$CLADE" job import --state "$T/h3" \
   --package "$T/other-group.pkg"
@@ -350,12 +354,13 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T
 openssl cms -encrypt -binary -aes256 -recip "$T/o.crt" -in "$T/oem/issuing.key" -outform DER \
   -out "$T/ca-other.cms"
 expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gx" --job J-WRONG-WRAP \
-  --profile "$T/device.json" --wrapped-ca-key "$T/ca-other.cms" --out "$T/wrong-wrap.pkg"
+  --profile "$T/device.json" --wrapped-ca-key "$T/ca-other.cms" --supplier-root "$T/s/root.crt" \
+  --out "$T/wrong-wrap.pkg"
 expect_fail 1 "is not wrapped for this group's encryption key" "$CLADE" job import \
   --state "$T/h3" --package "$T/wrong-wrap.pkg"
 # The same job id with other content.
 expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gx" --job J-DEV \
-  --profile "$T/hsm.json" --out "$T/dev-again.pkg"
+  --profile "$T/hsm.json" --supplier-root "$T/s/root.crt" --out "$T/dev-again.pkg"
 expect_fail 1 "already imported with other content" "$CLADE" job import --state "$T/h3" \
   --package "$T/dev-again.pkg"
 # Refused imports left nothing behind.
@@ -366,6 +371,6 @@ $PY -c 'import json,sys; assert len(json.load(open(sys.argv[1]))) == 6' "$T/out"
 echo '{"subject": {"CN": "x"}, "validity": {"days": 1}, "key_mode": "device", "validty": 1}' \
   >"$T/typo.json"
 expect_fail 1 "unknown key 'validty'" "$CLADE" oem package --dir "$T/oem" --group-export "$T/gx" \
-  --job J-TYPO --profile "$T/typo.json" --out "$T/typo.pkg"
+  --job J-TYPO --profile "$T/typo.json" --supplier-root "$T/s/root.crt" --out "$T/typo.pkg"
 
 done_checks

@@ -256,8 +256,9 @@ esac
 exec "$CLADE" device program --tray "$CLADE_TRAY" --uid "$CLADE_UID" --from "$CLADE_DATA_DIR"
 SH
 chmod +x "$T/program.sh"
+# The command gets a minimal environment (not the line's CLADE=…): it passes the binary itself.
 expect_fail 1 "" "$CLADE" line run --job J-exec --hsm "$LIST" --client "$T/line" \
-  --tray "$T/tray-exec" --programmer "exec:$T/program.sh" --progress none
+  --tray "$T/tray-exec" --programmer "exec:CLADE='$CLADE' $T/program.sh" --progress none
 want=$(seq -f 'E-%06g' 10 10 100)
 got=$(grep -oE 'E-[0-9]{6}' "$T/out" | sort -u)
 [ "$got" = "$want" ] || { cat "$T/out" >&2; fail "the failure list is not exactly the uids ending in 0"; }

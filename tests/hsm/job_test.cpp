@@ -126,6 +126,7 @@ class JobTest : public testing::World {
     oem::PackageOptions o;
     o.job_id = job_id;
     o.group_export_dir = gx_;
+    o.pinned_supplier_root = supplier_->root();
     o.profile_json = profile;
     o.firmware = ToBytes("firmware image v1.2.3");
     o.config = ToBytes("register settings");

@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "base/files.h"
@@ -29,6 +31,7 @@ using hsm::testing::Bytes;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 constexpr char kDeviceProfile[] =
     R"({"product": "Sensor", "subject": {"CN": "{product} {uid}", "O": "Acme"}, )"
@@ -81,6 +84,7 @@ class ProgrammerTest : public hsm::testing::World {
       oem::PackageOptions po;
       po.job_id = job;
       po.group_export_dir = dir_.File("gx");
+      po.pinned_supplier_root = supplier_->root();
       po.profile_json = profile;
       po.firmware = ToBytes("firmware image v1.2.3");
       po.config = ToBytes("register settings");
@@ -250,7 +254,7 @@ test "$(stat -c %a device-key.pem)" = 600
 test "$(cat firmware.bin)" = "firmware image v1.2.3"
 grep -q "BEGIN CERTIFICATE" device.crt
 test "$(grep -c "BEGIN CERTIFICATE" chain.pem)" = 2
-test "$INHERITED_FROM_PARENT" = yes
+test -z "${INHERITED_FROM_PARENT+set}"
 echo "$CLADE_CERT_SERIAL $CLADE_DATA_DIR" > )sh" +
                                            seen + R"sh(
 echo "programmed $CLADE_UID"
@@ -276,6 +280,56 @@ echo "programmed $CLADE_UID"
   struct stat st {};
   ASSERT_EQ(::stat(work_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
+// The line's environment holds what unlocks the HSM states (CLADE_KEK_PASSPHRASE) and whatever
+// else its operator set; a programmer command, often a vendor's tool, gets none of it.
+TEST_F(ProgrammerTest, ExecProgrammerGivesTheCommandAMinimalEnvironment) {
+  std::string dump = dir_.File("env.txt");
+  auto p = Exec(Script("env.sh", "env > " + dump + "\n"));
+  auto saved = [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    return v ? std::optional<std::string>(v) : std::nullopt;
+  };
+  auto restore = [](const char* name, const std::optional<std::string>& v) {
+    if (v) {
+      ::setenv(name, v->c_str(), 1);
+    } else {
+      ::unsetenv(name);
+    }
+  };
+  std::optional<std::string> home = saved("HOME"), lc_all = saved("LC_ALL");
+  ::setenv("CLADE_KEK_PASSPHRASE", "correct horse battery staple", 1);
+  ::setenv("VENDOR_TOKEN", "s3cret", 1);
+  ::setenv("HOME", "/home/line", 1);
+  ::setenv("LC_ALL", "C.UTF-8", 1);
+  ::setenv("CLADE_UID", "CHIP-FORGED", 1);  // a device variable is this device's, never inherited
+  auto data = ProvisionFor(*p, "CHIP-000007", "J-DEV");
+  ASSERT_OK(data);
+  absl::Status programmed =
+      p->Program("CHIP-000007", ProgramInput::From(*data), ContextOf(*data, "J-DEV"));
+  ::unsetenv("CLADE_KEK_PASSPHRASE");
+  ::unsetenv("VENDOR_TOKEN");
+  ::unsetenv("CLADE_UID");
+  restore("HOME", home);
+  restore("LC_ALL", lc_all);
+  ASSERT_OK(programmed);
+  std::string env = clade::testing::ReadText(dump);
+  EXPECT_THAT(env, Not(HasSubstr("CLADE_KEK_PASSPHRASE")));
+  EXPECT_THAT(env, Not(HasSubstr("correct horse")));
+  EXPECT_THAT(env, Not(HasSubstr("VENDOR_TOKEN")));
+  EXPECT_THAT(env, Not(HasSubstr("CHIP-FORGED")));
+  EXPECT_THAT(env, AllOf(HasSubstr("\nHOME=/home/line\n"), HasSubstr("\nLC_ALL=C.UTF-8\n"),
+                         HasSubstr("PATH="), HasSubstr("CLADE_UID=CHIP-000007\n"),
+                         HasSubstr("CLADE_JOB=J-DEV\n"), HasSubstr("CLADE_MEMBER=1.1\n")));
+  // Every variable is one the programmer documents, or one the shell sets itself.
+  const std::set<std::string> allowed = {"PATH", "HOME",   "LANG",  "LC_ALL", "TMPDIR",
+                                         "PWD",  "OLDPWD", "SHLVL", "_"};
+  std::istringstream lines(env);
+  for (std::string line; std::getline(lines, line);) {
+    std::string name = line.substr(0, line.find('='));
+    EXPECT_TRUE(allowed.count(name) == 1 || name.rfind("CLADE_", 0) == 0) << line;
+  }
 }
 
 TEST_F(ProgrammerTest, ExecProgrammerFilesProgramAChipThroughTheirReader) {

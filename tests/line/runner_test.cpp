@@ -52,6 +52,7 @@ class LineRunTest : public World {
     oem::PackageOptions opts;
     opts.job_id = "J-1";
     opts.group_export_dir = dir_.File("gx");
+    opts.pinned_supplier_root = supplier_->root();
     ASSERT_OK(WriteGroupExport(*ex, opts.group_export_dir));
     opts.profile_json = kProfile;
     auto pkg = o->Package(opts);
@@ -60,8 +61,7 @@ class LineRunTest : public World {
     package_ = pkg->package;
     auto client = IssueClientCert(a, gid_, kRoleLine);
     ASSERT_OK(client);
-    creds_ = {crypto::Certificate::ChainToPem(client->chain),
-              std::string(client->key.ToPkcs8Pem().RevealSecretAsString()),
+    creds_ = {crypto::Certificate::ChainToPem(client->chain), client->key.ToPkcs8Pem(),
               client->supplier_root.Pem()};
     ASSERT_OK(line::Tray::Make(Tray(), 40));
   }
@@ -84,7 +84,8 @@ class LineRunTest : public World {
     line::LineOptions o;
     o.job_id = "J-1";
     o.members = std::move(members);
-    o.credentials = creds_;
+    o.credentials = {creds_.chain_pem, crypto::SecretBytes(creds_.key_pem.RevealSecret()),
+                     creds_.root_pem};
     o.tray_dir = Tray();
     o.parallel = 4;
     o.give_up_seconds = 0;

@@ -63,6 +63,7 @@ class LineTest : public hsm::testing::World {
     oem::PackageOptions o;
     o.job_id = job;
     o.group_export_dir = dir_.File("gx");
+    o.pinned_supplier_root = supplier_->root();
     o.profile_json = profile;
     o.firmware = ToBytes("firmware image v1.2.3");
     o.config = ToBytes("register settings");

@@ -19,16 +19,14 @@ namespace {
 using ::clade::testing::StatusIs;
 using ::testing::HasSubstr;
 
-std::string Pem(const crypto::SecretBytes& s) { return std::string(s.RevealSecretAsString()); }
-
 rpc::ClientCredentials ClientCreds(const IssuedClient& c) {
-  return {crypto::Certificate::ChainToPem(c.chain), Pem(c.key.ToPkcs8Pem()), c.supplier_root.Pem()};
+  return {crypto::Certificate::ChainToPem(c.chain), c.key.ToPkcs8Pem(), c.supplier_root.Pem()};
 }
 
 rpc::ClientCredentials HsmCreds(const Hsm& h, const crypto::Certificate& root) {
   auto key = h.IdentityKey();
   EXPECT_TRUE(key.ok());
-  return {crypto::Certificate::ChainToPem(h.IdentityChain()), Pem(key->ToPkcs8Pem()), root.Pem()};
+  return {crypto::Certificate::ChainToPem(h.IdentityChain()), key->ToPkcs8Pem(), root.Pem()};
 }
 
 constexpr char kDeviceProfile[] =
@@ -108,6 +106,7 @@ class DaemonTest : public World {
     oem::PackageOptions opts;
     opts.job_id = job_id;
     opts.group_export_dir = dir_.File("gx-" + job_id);
+    opts.pinned_supplier_root = supplier_->root();
     absl::Status written = WriteGroupExport(*ex, opts.group_export_dir);
     EXPECT_OK(written);
     opts.profile_json = kDeviceProfile;
@@ -164,7 +163,7 @@ TEST_F(DaemonTest, EveryCallChecksTheCallersCertificateAndRole) {
   EXPECT_THAT(Connect(counterfeit)->Status(),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("peer HSM is not genuine")));
   // No client certificate: the handshake fails.
-  EXPECT_FALSE(Connect({"", "", root.Pem()})->Status().ok());
+  EXPECT_FALSE(Connect({"", {}, root.Pem()})->Status().ok());
 
   daemon_->Shutdown(1);
   daemon_.reset();
