@@ -70,8 +70,7 @@ void AddExport(CLI::App& audit, Dispatch& dispatch) {
         std::cout << "filtered to group: " << ex.group_id() << "\n"
                   << "entries of other groups (digests only): " << ex.elided_size() << "\n";
       }
-      std::cout
-                << "checkpoints: " << ex.checkpoints_size() << "\n"
+      std::cout << "checkpoints: " << ex.checkpoints_size() << "\n"
                 << "groups: " << ex.member_certs_size() << "\n";
       return absl::OkStatus();
     };
@@ -116,8 +115,7 @@ void AddVerify(CLI::App& audit, Dispatch& dispatch) {
       if (report->elided > 0) {
         std::cout << report->elided << " entries of other groups shown as digests only\n";
       }
-      std::cout
-                << "group " << report->group_id << ", member id " << report->member_id << "\n";
+      std::cout << "group " << report->group_id << ", member id " << report->member_id << "\n";
       std::cout << std::left << std::setw(16) << "member id" << std::setw(24) << "operation"
                 << "count\n";
       for (const auto& [id, ops] : report->counts) {

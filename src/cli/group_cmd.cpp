@@ -210,7 +210,8 @@ void AddAnnounce(CLI::App& group, Dispatch& dispatch) {
       if (!a->state.empty()) {
         ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
         ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
-        ASSIGN_OR_RETURN(msg, hsm::Announce(*h, gid, hsm::AnnounceOptions{valid_for, a->for_serial}));
+        ASSIGN_OR_RETURN(msg,
+                         hsm::Announce(*h, gid, hsm::AnnounceOptions{valid_for, a->for_serial}));
       } else {
         ASSIGN_OR_RETURN(auto creds, ReadClientDirectory(a->client));
         ASSIGN_OR_RETURN(auto client, rpc::HsmClient::Connect(a->hsm, creds));
@@ -466,7 +467,8 @@ void AddGroupCommands(CLI::App& app, Dispatch& dispatch) {
       "becomes member 1); any member then enrolls further genuine HSMs its operator "
       "invites: `announce` on any member → `request` on the candidate → `admit` on the "
       "sponsor → `join` on the candidate. Each step reads and writes one signed message "
-      "file, so the files can cross an air gap on a USB stick (or: `enroll`, online). Members get hierarchical ids (1, "
+      "file, so the files can cross an air gap on a USB stick (or: `enroll`, online). Members get "
+      "hierarchical ids (1, "
       "1.1, 1.2, 1.1.1) and every member holds the same group keys, so losing any "
       "one HSM — the founder included — stops nothing.");
   group->require_subcommand(1);

@@ -89,8 +89,8 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
   auto a = std::make_shared<Args>();
   CLI::App* cmd = hsm_cmd.add_subcommand(
       "call",
-      "Make one call to a running HSM daemon: status, announce (--group, --out), import-job "
-      "(--package), provision (--job, --uid…, --public-key; one stream for all uids), "
+      "Make one call to a running HSM daemon: status, announce (--group, --for, --out), "
+      "import-job (--package), provision (--job, --uid…, --public-key; one stream for all uids), "
       "export-audit (--out). Credentials: --client DIR (from `clade group issue-client`), or "
       "--state S (this HSM's identity), or only --root FILE (no client certificate).");
   cmd->add_option("--connect", a->connect, "HOST:PORT of the daemon")->required();

@@ -82,8 +82,8 @@ struct AuditReport {
   std::string hsm_serial;
   std::string group_id;   // the group checked
   std::string member_id;  // the exporting HSM's member id in it, from its member certificate
-  uint64_t entries = 0;  // positions of the log, elided ones included
-  uint64_t elided = 0;   // entries of other groups, shown only as digests (filtered export)
+  uint64_t entries = 0;   // positions of the log, elided ones included
+  uint64_t elided = 0;    // entries of other groups, shown only as digests (filtered export)
   uint64_t checkpoints = 0;
   // member id → operation → count, for the group checked.
   std::map<std::string, std::map<std::string, uint64_t>> counts;
@@ -92,10 +92,10 @@ struct AuditReport {
   std::vector<AuditEvent> events;
 };
 // Checks an export, whole or filtered, against a group (`group_ca_chain` = group CA, founder
-// identity, supplier issuing; `supplier_root` the trust anchor). Refusals name the entry: "audit entry 17: previous
-// digest does not match entry 16", "audit entry 5 is out of order", "checkpoint at entry 64 is not
-// signed by a member of group …", "audit entry 9 claims member id 1.2, the signer is 1.1".
-// Certificates are checked at `now` (0 = the current time).
+// identity, supplier issuing; `supplier_root` the trust anchor). Refusals name the entry: "audit
+// entry 17: previous digest does not match entry 16", "audit entry 5 is out of order", "checkpoint
+// at entry 64 is not signed by a member of group …", "audit entry 9 claims member id 1.2, the
+// signer is 1.1". Certificates are checked at `now` (0 = the current time).
 absl::StatusOr<AuditReport> VerifyAuditExport(
     std::span<const uint8_t> export_bytes, const std::vector<crypto::Certificate>& group_ca_chain,
     const crypto::Certificate& supplier_root, int64_t now = 0);

@@ -72,8 +72,8 @@ absl::StatusOr<std::vector<Position>> MergeLog(const v1::AuditExport& ex,
   size_t i = 0;
   int j = 0;
   while (i < entries.size() || j < ex.elided_size()) {
-    bool take_entry = j == ex.elided_size() ||
-                      (i < entries.size() && entries[i].seq() <= ex.elided(j).seq());
+    bool take_entry =
+        j == ex.elided_size() || (i < entries.size() && entries[i].seq() <= ex.elided(j).seq());
     if (take_entry) {
       if (j < ex.elided_size() && entries[i].seq() == ex.elided(j).seq()) {
         return Refuse(Entry(entries[i].seq()) + " is both shown and elided");
@@ -88,7 +88,8 @@ absl::StatusOr<std::vector<Position>> MergeLog(const v1::AuditExport& ex,
                                           " does not carry two 32-byte digests");
       }
       log.push_back(Position{el.seq(), el.prev_digest(),
-                             std::vector<uint8_t>(el.digest().begin(), el.digest().end()), nullptr});
+                             std::vector<uint8_t>(el.digest().begin(), el.digest().end()),
+                             nullptr});
       ++j;
     }
   }
@@ -174,8 +175,8 @@ absl::StatusOr<AuditReport> VerifyAuditExport(
     if (p.entry == nullptr) continue;
     const v1::AuditEntry& e = *p.entry;
     if (!ex.group_id().empty() && e.group_id() != ex.group_id()) {
-      return Refuse(Entry(seq) + " is of group " + e.group_id() +
-                    ", outside the export's group " + ex.group_id());
+      return Refuse(Entry(seq) + " is of group " + e.group_id() + ", outside the export's group " +
+                    ex.group_id());
     }
     if (e.group_id() != group.group_id) continue;
     if (e.member_id().empty()) {

@@ -343,9 +343,9 @@ struct Daemon::Impl final : public v1::HsmService::Service {
     auto job = std::find_if(jobs->begin(), jobs->end(),
                             [&](const hsm::JobSummary& j) { return j.job_id == req->job_id(); });
     if (job == jobs->end()) {
-      return grpc::Status(StatusCode::NOT_FOUND, "job " + req->job_id() +
-                                                     " is not imported on this member for group " +
-                                                     c.group_id);
+      return grpc::Status(
+          StatusCode::NOT_FOUND,
+          "job " + req->job_id() + " is not imported on this member for group " + c.group_id);
     }
     if (auto s = c.MayActFor(job->group_id); !s.ok()) return s;
     auto package = hsm::JobPackageBytes(*hsm, job->group_id, job->job_id);

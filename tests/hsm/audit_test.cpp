@@ -419,23 +419,20 @@ TEST_F(AuditTest, FilteredExportRefusesEditedElidedOrSmuggledEntries) {
                              (*d)[0] = static_cast<char>((*d)[0] ^ 1);
                            }),
                      *a_, g2_),
-              StatusIs(kDenied, HasSubstr("audit entry " + std::to_string(seq + 1) +
-                                          ": previous digest does not match entry " +
-                                          std::to_string(seq))));
+              StatusIs(kDenied,
+                       HasSubstr("audit entry " + std::to_string(seq + 1) +
+                                 ": previous digest does not match entry " + std::to_string(seq))));
   // One elided entry dropped: a gap.
-  EXPECT_THAT(Verify(Forge(*a_, file,
-                           [](v1::AuditExport& e) {
-                             e.mutable_elided()->DeleteSubrange(3, 1);
-                           }),
-                     *a_, g2_),
-              StatusIs(kDenied, HasSubstr("audit entry missing before")));
+  EXPECT_THAT(
+      Verify(Forge(*a_, file, [](v1::AuditExport& e) { e.mutable_elided()->DeleteSubrange(3, 1); }),
+             *a_, g2_),
+      StatusIs(kDenied, HasSubstr("audit entry missing before")));
   // A position both shown and elided.
-  EXPECT_THAT(Verify(Forge(*a_, file,
-                           [&](v1::AuditExport& e) {
-                             e.mutable_elided(0)->set_seq(EntryAt(ex, 0).seq());
-                           }),
-                     *a_, g2_),
-              StatusIs(kDenied, HasSubstr("is both shown and elided")));
+  EXPECT_THAT(
+      Verify(Forge(*a_, file,
+                   [&](v1::AuditExport& e) { e.mutable_elided(0)->set_seq(EntryAt(ex, 0).seq()); }),
+             *a_, g2_),
+      StatusIs(kDenied, HasSubstr("is both shown and elided")));
   // An export claiming the whole log may not elide, and a filtered one may not name another
   // group than the one checked.
   EXPECT_THAT(Verify(Forge(*a_, file, [](v1::AuditExport& e) { e.clear_group_id(); }), *a_, g2_),

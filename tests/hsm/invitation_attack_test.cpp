@@ -64,8 +64,8 @@ class InvitationTest : public testing::World {
     ASSERT_OK(Join(*invited_, adm->response, t0_ + 3));
   }
 
-  Hsm* a_ = nullptr;        // SN-1, founder of g_
-  Hsm* invited_ = nullptr;  // SN-2, named by the announcements
+  Hsm* a_ = nullptr;          // SN-1, founder of g_
+  Hsm* invited_ = nullptr;    // SN-2, named by the announcements
   Hsm* other_hsm_ = nullptr;  // SN-3, genuine but not invited
   std::string g_;
 };

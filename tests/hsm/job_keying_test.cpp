@@ -45,8 +45,7 @@ class JobKeyingTest : public testing::World {
     out->emplace(*std::move(o));
     ASSERT_OK(TrustOem(h, group, (*out)->root()));
   }
-  Bytes Package(const oem::Oem& o, Hsm& member, const std::string& group,
-                const std::string& dir) {
+  Bytes Package(const oem::Oem& o, Hsm& member, const std::string& group, const std::string& dir) {
     auto ex = ExportGroup(member, group);
     EXPECT_TRUE(ex.ok()) << ex.status();
     if (!ex.ok()) return {};
@@ -127,9 +126,8 @@ TEST_F(JobKeyingTest, AJobIsFoundOnlyInItsGroupAndAmbiguityIsNamed) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("job J-404 is not imported")));
   EXPECT_EQ(Take(*h_), before);
   ASSERT_OK(ImportJob(*h_, pkg_b_));
-  EXPECT_THAT(GroupOfJob(*h_, "J2"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("job J2 is imported for several groups")));
+  EXPECT_THAT(GroupOfJob(*h_, "J2"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                              HasSubstr("job J2 is imported for several groups")));
 }
 
 // A job row moved under another group's key is not that group's job.

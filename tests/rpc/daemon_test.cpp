@@ -200,8 +200,7 @@ TEST_F(DaemonTest, OnlineEnrollmentNeedsTheOperatorsInvitationForThatSerial) {
   v1::AnnounceRequest open_req;
   open_req.set_group(gid);
   ASSERT_OK_AND_ASSIGN(v1::AnnounceResponse open_ann, as_op->Announce(open_req));
-  ASSERT_OK_AND_ASSIGN(Bytes open_request,
-                       RequestEnrollment(b, AsSpan(open_ann.announcement())));
+  ASSERT_OK_AND_ASSIGN(Bytes open_request, RequestEnrollment(b, AsSpan(open_ann.announcement())));
   v1::AdmitRequest open_adm;
   open_adm.set_request(AsString(open_request));
   EXPECT_THAT(as_b->Admit(open_adm),
