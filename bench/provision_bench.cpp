@@ -142,7 +142,7 @@ struct Factory {
         key_mode + R"(", "allow_plain_keys": true})";
     auto pkg = o.Package(opts).value();
     hsm::ImportJob(*hsm, pkg.package).value();
-    provisioner = hsm::Provisioner::Create(*hsm, "J").value();
+    provisioner = hsm::Provisioner::Create(*hsm, g.group_id, "J").value();
   }
   ~Factory() {
     provisioner.reset();

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "crypto/x509.h"
 #include "hsm/audit.h"
+#include "hsm/group.h"
 #include "hsm/hsm.h"
 #include "wire/envelope.h"
 
@@ -21,28 +22,39 @@ constexpr char kAuditHelp[] =
     "join, policy, provisioning …), each entry naming the group and the member id that acted and "
     "carrying the SHA-256 of the entry before it. The HSM signs a checkpoint with its identity "
     "key every 64 entries and at every export. An auditor checks an export offline:\n"
-    "  on the HSM:      clade audit export --state S --out s.audit\n"
+    "  on the HSM:      clade audit export --state S [--group G] --out s.audit\n"
+    "  or online:       clade hsm call export-audit --connect HOST:PORT --client OPDIR --out "
+    "s.audit (an operator gets its own group's export)\n"
     "  any member:      clade group export --state A --group G --out g\n"
     "  auditor:         clade audit verify s.audit --group-export g";
 
 void AddExport(CLI::App& audit, Dispatch& dispatch) {
   struct Args {
-    std::string state, out;
+    std::string state, group, out;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = audit.add_subcommand(
       "export",
       "Write this HSM's whole audit log to FILE: every entry, every checkpoint (a new one is "
       "signed at the current end of the log), the HSM's member certificate for each group it is "
-      "in, all in one message file signed by the HSM's identity key. Check it with `clade audit "
-      "verify`.");
+      "in, all in one message file signed by the HSM's identity key. With --group, only that "
+      "group's entries and member certificate; the other groups' entries appear only as their "
+      "digests, so the chain still verifies. Check it with `clade audit verify`.");
   cmd->footer(kAuditHelp);
   cmd->add_option("--state", a->state, "HSM state directory")->required();
+  cmd->add_option("--group", a->group,
+                  "Export only what this group may see: full id, unique id prefix, or name");
   cmd->add_option("--out", a->out, "Audit export file to write")->required();
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
       ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(Bytes bytes, hsm::ExportAudit(*h));
+      Bytes bytes;
+      if (a->group.empty()) {
+        ASSIGN_OR_RETURN(bytes, hsm::ExportAudit(*h));
+      } else {
+        ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
+        ASSIGN_OR_RETURN(bytes, hsm::ExportGroupAudit(*h, gid));
+      }
       RETURN_IF_ERROR(WriteFileAtomic(a->out, bytes));
       // Read back what was exported, for the operator.
       ASSIGN_OR_RETURN(wire::Envelope env,
@@ -53,8 +65,12 @@ void AddExport(CLI::App& audit, Dispatch& dispatch) {
       }
       std::cout << "audit export: " << a->out << "\n"
                 << "HSM: " << ex.hsm_serial() << "\n"
-                << "entries: " << ex.entries_size() << "\n"
-                << "checkpoints: " << ex.checkpoints_size() << "\n"
+                << "entries: " << ex.entries_size() << "\n";
+      if (!ex.group_id().empty()) {
+        std::cout << "filtered to group: " << ex.group_id() << "\n"
+                  << "entries of other groups (digests only): " << ex.elided_size() << "\n";
+      }
+      std::cout << "checkpoints: " << ex.checkpoints_size() << "\n"
                 << "groups: " << ex.member_certs_size() << "\n";
       return absl::OkStatus();
     };
@@ -95,8 +111,11 @@ void AddVerify(CLI::App& audit, Dispatch& dispatch) {
       auto report = hsm::VerifyAuditExport(bytes, *chain, *root);
       if (!report.ok()) return Annotate(report.status(), a->file);
       std::cout << "audit of HSM " << report->hsm_serial << ": " << report->entries << " entries, "
-                << report->checkpoints << " checkpoints, chain intact\n"
-                << "group " << report->group_id << ", member id " << report->member_id << "\n";
+                << report->checkpoints << " checkpoints, chain intact\n";
+      if (report->elided > 0) {
+        std::cout << report->elided << " entries of other groups shown as digests only\n";
+      }
+      std::cout << "group " << report->group_id << ", member id " << report->member_id << "\n";
       std::cout << std::left << std::setw(16) << "member id" << std::setw(24) << "operation"
                 << "count\n";
       for (const auto& [id, ops] : report->counts) {

@@ -9,11 +9,14 @@
 #include "base/clock.h"
 #include "base/files.h"
 #include "clade/v1/group.pb.h"
+#include "clade/v1/hsm_service.pb.h"
+#include "cli/client_dir.h"
 #include "cli/commands.h"
 #include "crypto/x509.h"
 #include "hsm/enrollment.h"
 #include "hsm/group.h"
 #include "hsm/hsm.h"
+#include "rpc/client.h"
 #include "wire/envelope.h"
 
 namespace clade::cli {
@@ -21,13 +24,19 @@ namespace {
 
 constexpr char kFlowHelp[] =
     "Enrollment flow (each step exchanges one signed message file, so the files can cross an "
-    "air gap on a USB stick):\n"
-    "  1. sponsor (any member):  clade group announce --state A --group G --out ann.msg\n"
+    "air gap on a USB stick). Only the sponsor's operator invites: nothing else makes an "
+    "announcement.\n"
+    "  1. sponsor (any member):  clade group announce --state A --group G [--for SN] --out "
+    "ann.msg\n"
     "  2. candidate (new HSM):   clade group request  --state B --announcement ann.msg "
     "--out req.msg\n"
     "  3. sponsor:               clade group admit    --state A --request req.msg --out "
     "resp.msg\n"
     "  4. candidate:             clade group join     --state B --response resp.msg\n"
+    "Online instead: the operator of the group announces through the sponsor's daemon "
+    "(`clade group announce --hsm HOST:PORT --client OPDIR --group G --for SN --out ann.msg`), "
+    "then the candidate runs `clade group enroll --state B --sponsor HOST:PORT --announcement "
+    "ann.msg` (request, admit and join in one go).\n"
     "The new member's id is the sponsor's id plus one more part (1 admits 1.1, 1.2, …; 1.1 "
     "admits 1.1.1, …).";
 
@@ -162,27 +171,57 @@ void AddExport(CLI::App& group, Dispatch& dispatch) {
 
 void AddAnnounce(CLI::App& group, Dispatch& dispatch) {
   struct Args {
-    std::string state, group, out, valid_for = "24h";
+    std::string state, hsm, client, group, out, for_serial, valid_for = "24h";
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = group.add_subcommand(
       "announce",
-      "Step 1, on the sponsor (any member of the group): write an announcement "
-      "message file that admits exactly one genuine HSM before it expires. Carry it "
-      "to the candidate, which answers with `clade group request`.");
+      "Step 1, the invitation, by the sponsor's operator: write an announcement message file "
+      "that admits exactly one genuine HSM (with --for, only that serial) before it expires. "
+      "Offline on the sponsor (--state), or online through the sponsor's daemon with an "
+      "operator client of the group (--hsm, --client). Carry it to the candidate, which answers "
+      "with `clade group request` (files) or `clade group enroll` (online).");
   cmd->footer(kFlowHelp);
-  cmd->add_option("--state", a->state, "State directory of the sponsoring member")->required();
+  auto* state =
+      cmd->add_option("--state", a->state, "State directory of the sponsoring member (offline)");
+  auto* hsm_opt =
+      cmd->add_option("--hsm", a->hsm, "HOST:PORT of the sponsoring member's daemon (online)");
+  auto* client = cmd->add_option("--client", a->client,
+                                 "With --hsm: an operator client directory of the group (`clade "
+                                 "group issue-client --role operator`)");
+  state->excludes(hsm_opt)->excludes(client);
+  hsm_opt->needs(client);
+  client->needs(hsm_opt);
   cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
+  cmd->add_option("--for", a->for_serial,
+                  "Serial of the one HSM the announcement admits (any genuine HSM the policy "
+                  "allows if not given; required for `clade group enroll`)");
   cmd->add_option("--out", a->out, "Announcement file to write")->required();
   cmd->add_option("--valid-for", a->valid_for,
                   "How long the announcement admits a candidate: 30s, 15m, 12h, 7d (1 s to 30 d)")
       ->capture_default_str();
   cmd->callback([&dispatch, a] {
+    if (a->state.empty() && a->hsm.empty()) {
+      throw CLI::ValidationError("announce", "give --state (offline) or --hsm and --client");
+    }
     dispatch.action = [a]() -> absl::Status {
       ASSIGN_OR_RETURN(int64_t valid_for, ParseDuration(a->valid_for));
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
-      ASSIGN_OR_RETURN(Bytes msg, hsm::Announce(*h, gid, valid_for));
+      Bytes msg;
+      if (!a->state.empty()) {
+        ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+        ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
+        ASSIGN_OR_RETURN(msg,
+                         hsm::Announce(*h, gid, hsm::AnnounceOptions{valid_for, a->for_serial}));
+      } else {
+        ASSIGN_OR_RETURN(auto creds, ReadClientDirectory(a->client));
+        ASSIGN_OR_RETURN(auto client, rpc::HsmClient::Connect(a->hsm, creds));
+        v1::AnnounceRequest req;
+        req.set_group(a->group);
+        req.set_valid_for(valid_for);
+        req.set_for_serial(a->for_serial);
+        ASSIGN_OR_RETURN(auto r, client->Announce(req));
+        msg.assign(r.announcement().begin(), r.announcement().end());
+      }
       RETURN_IF_ERROR(WriteFileAtomic(a->out, msg));
       // Read back what was announced, for the operator.
       ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(msg, hsm::kAnnouncementType));
@@ -194,9 +233,17 @@ void AddAnnounce(CLI::App& group, Dispatch& dispatch) {
                 << "group id: " << ann.group_id() << "\n"
                 << "group name: " << ann.group_name() << "\n"
                 << "sponsor member id: " << ann.sponsor_member_id() << "\n"
+                << "admits: " << (ann.for_serial().empty() ? "any genuine HSM" : ann.for_serial())
+                << "\n"
                 << "expires: " << FormatTime(ann.expires_at()) << "\n"
                 << "next: on the candidate HSM, `clade group request --state B --announcement "
-                << a->out << " --out req.msg`\n";
+                << a->out << " --out req.msg`";
+      if (!ann.for_serial().empty()) {
+        std::cout << " or, online, `clade group enroll --state B --sponsor HOST:PORT "
+                     "--announcement "
+                  << a->out << "`";
+      }
+      std::cout << "\n";
       return absl::OkStatus();
     };
   });
@@ -417,10 +464,11 @@ void AddGroupCommands(CLI::App& app, Dispatch& dispatch) {
   CLI::App* group = app.add_subcommand(
       "group",
       "Groups of HSMs. One HSM founds a group (`create`, on the founder, which "
-      "becomes member 1); any member then enrolls further genuine HSMs: `announce` "
-      "on any member → `request` on the candidate → `admit` on the sponsor → `join` "
-      "on the candidate. Each step reads and writes one signed message file, so the "
-      "files can cross an air gap on a USB stick. Members get hierarchical ids (1, "
+      "becomes member 1); any member then enrolls further genuine HSMs its operator "
+      "invites: `announce` on any member → `request` on the candidate → `admit` on the "
+      "sponsor → `join` on the candidate. Each step reads and writes one signed message "
+      "file, so the files can cross an air gap on a USB stick (or: `enroll`, online). Members get "
+      "hierarchical ids (1, "
       "1.1, 1.2, 1.1.1) and every member holds the same group keys, so losing any "
       "one HSM — the founder included — stops nothing.");
   group->require_subcommand(1);

@@ -6,11 +6,20 @@
 #include "base/files.h"
 #include "cli/commands.h"
 #include "crypto/digest.h"
+#include "hsm/group.h"
 #include "hsm/job.h"
 #include "wire/envelope.h"
 
 namespace clade::cli {
 namespace {
+
+// The group a job command acts in: --group when given, else the one group the job is imported
+// for (so that command lines of an HSM in one group need no --group).
+absl::StatusOr<std::string> JobGroup(hsm::Hsm& h, const std::string& group,
+                                     const std::string& job_id) {
+  if (!group.empty()) return hsm::ResolveGroup(h, group);
+  return hsm::GroupOfJob(h, job_id);
+}
 
 void AddImport(CLI::App& job, Dispatch& dispatch) {
   struct Args {
@@ -39,17 +48,23 @@ void AddImport(CLI::App& job, Dispatch& dispatch) {
 
 void AddList(CLI::App& job, Dispatch& dispatch) {
   struct Args {
-    std::string state;
+    std::string state, group;
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  CLI::App* cmd = job.add_subcommand("list", "List the jobs imported on this HSM");
+  CLI::App* cmd = job.add_subcommand(
+      "list", "List the jobs imported on this HSM, for every group it is in or for one");
   cmd->add_option("--state", a->state, "HSM state directory")->required();
+  cmd->add_option("--group", a->group, "Only this group's jobs: full id, unique id prefix, name");
   cmd->add_flag("--json", a->json, "Print JSON");
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
       ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(auto jobs, hsm::ListJobs(*h));
+      std::string gid;
+      if (!a->group.empty()) {
+        ASSIGN_OR_RETURN(gid, hsm::ResolveGroup(*h, a->group));
+      }
+      ASSIGN_OR_RETURN(auto jobs, hsm::ListJobs(*h, gid));
       nlohmann::json out = nlohmann::json::array();
       for (const auto& j : jobs) {
         if (a->json) {
@@ -79,7 +94,7 @@ void AddList(CLI::App& job, Dispatch& dispatch) {
 
 void AddProvision(CLI::App& app, Dispatch& dispatch) {
   struct Args {
-    std::string state, job, uid, public_key, csr, transport_key, out;
+    std::string state, group, job, uid, public_key, csr, transport_key, out;
     bool generate = false, reissue = false;
   };
   auto a = std::make_shared<Args>();
@@ -92,6 +107,8 @@ void AddProvision(CLI::App& app, Dispatch& dispatch) {
       "already provisioned for the job is refused unless --reissue.");
   cmd->add_option("--state", a->state, "HSM state directory")->required();
   cmd->add_option("--job", a->job, "Job id")->required();
+  cmd->add_option("--group", a->group,
+                  "The job's group, when this HSM holds jobs of that id for several groups");
   cmd->add_option("--device-uid", a->uid, "The device's unique id")->required();
   auto* pk = cmd->add_option("--public-key", a->public_key,
                              "Device key mode: the chip's public key (PEM)");
@@ -135,7 +152,8 @@ void AddProvision(CLI::App& app, Dispatch& dispatch) {
           ASSIGN_OR_RETURN(req.transport_key, crypto::PublicKey::FromPem(pem));
         }
       }
-      ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*h, a->job));
+      ASSIGN_OR_RETURN(std::string gid, JobGroup(*h, a->group, a->job));
+      ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*h, gid, a->job));
       ASSIGN_OR_RETURN(auto data, p->Provision(req));
       const std::string& d = a->out;
       RETURN_IF_ERROR(MakeDirs(d));

@@ -1,6 +1,6 @@
 // `clade hsm serve` (the HSM daemon), `clade hsm call` (one call to a daemon), and the online
 // parts of `clade group`: `issue-client` (a line/operator client certificate) and `enroll`
-// (announce → request → admit → join against a running member).
+// (request → admit → join against a running member, on an announcement its operator made).
 #include <pthread.h>
 
 #include <csignal>
@@ -20,6 +20,7 @@
 #include "hsm/hsm.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
+#include "wire/envelope.h"
 
 namespace clade::cli {
 namespace {
@@ -77,14 +78,15 @@ void AddServe(CLI::App& hsm_cmd, Dispatch& dispatch) {
 
 void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
   struct Args {
-    std::string connect, client, state, root, call, group, package, job, public_key, out;
+    std::string connect, client, state, root, call, group, for_serial, package, job, public_key,
+        out;
     std::vector<std::string> uids;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = hsm_cmd.add_subcommand(
       "call",
-      "Make one call to a running HSM daemon: status, announce (--group, --out), import-job "
-      "(--package), provision (--job, --uid…, --public-key; one stream for all uids), "
+      "Make one call to a running HSM daemon: status, announce (--group, --for, --out), "
+      "import-job (--package), provision (--job, --uid…, --public-key; one stream for all uids), "
       "export-audit (--out). Credentials: --client DIR (from `clade group issue-client`), or "
       "--state S (this HSM's identity), or only --root FILE (no client certificate).");
   cmd->add_option("--connect", a->connect, "HOST:PORT of the daemon")->required();
@@ -97,6 +99,7 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
   cmd->add_option("--state", a->state, "Call as this HSM (its identity certificate)");
   cmd->add_option("--root", a->root, "Supplier root PEM (with neither --client nor --state)");
   cmd->add_option("--group", a->group, "announce: the group");
+  cmd->add_option("--for", a->for_serial, "announce: the serial of the one HSM it admits");
   cmd->add_option("--package", a->package, "import-job: the job package file");
   cmd->add_option("--job", a->job, "provision: the job id");
   cmd->add_option("--uid", a->uids, "provision: device uids (repeatable)");
@@ -123,6 +126,7 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
       } else if (a->call == "announce") {
         v1::AnnounceRequest req;
         req.set_group(a->group);
+        req.set_for_serial(a->for_serial);
         ASSIGN_OR_RETURN(auto r, client->Announce(req));
         if (a->out.empty()) return absl::InvalidArgumentError("announce needs --out");
         RETURN_IF_ERROR(WriteFileAtomic(a->out, r.announcement()));
@@ -212,27 +216,29 @@ void AddIssueClient(CLI::App& group, Dispatch& dispatch) {
 
 void AddEnroll(CLI::App& group, Dispatch& dispatch) {
   struct Args {
-    std::string state, sponsor, group;
+    std::string state, sponsor, announcement;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = group.add_subcommand(
       "enroll",
-      "Enroll this HSM online: against a running member (`clade hsm serve`), run announce → "
-      "request → admit → join with the same checks as the message-file flow. Connects with "
-      "this HSM's identity certificate; the sponsor's certificate must chain to this HSM's "
-      "supplier root.");
+      "Enroll this HSM online, invited by the sponsor's operator: with an announcement made for "
+      "this HSM's serial (`clade group announce --for SERIAL`, offline on the sponsor or online "
+      "with an operator client), run request → admit → join against the sponsor's daemon "
+      "(`clade hsm serve`), with the same checks as the message-file flow. Connects with this "
+      "HSM's identity certificate; the sponsor's certificate must chain to this HSM's supplier "
+      "root, and the sponsor admits this HSM only on that announcement.");
   cmd->add_option("--state", a->state, "State directory of the candidate HSM")->required();
-  cmd->add_option("--sponsor", a->sponsor, "HOST:PORT of a running member")->required();
-  cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
+  cmd->add_option("--sponsor", a->sponsor, "HOST:PORT of the sponsoring member's daemon")
+      ->required();
+  cmd->add_option("--announcement", a->announcement,
+                  "Announcement file from the sponsor's operator (made --for this HSM's serial)")
+      ->required();
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
+      ASSIGN_OR_RETURN(auto ann_bytes, ReadFileBytes(a->announcement, wire::kMaxMessageSize));
       ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
       ASSIGN_OR_RETURN(auto creds, HsmCredentials(*h));
       ASSIGN_OR_RETURN(auto client, rpc::HsmClient::Connect(a->sponsor, creds));
-      v1::AnnounceRequest ann_req;
-      ann_req.set_group(a->group);
-      ASSIGN_OR_RETURN(auto ann, client->Announce(ann_req));
-      std::vector<uint8_t> ann_bytes(ann.announcement().begin(), ann.announcement().end());
       ASSIGN_OR_RETURN(auto request, hsm::RequestEnrollment(*h, ann_bytes));
       v1::AdmitRequest adm_req;
       adm_req.set_request(std::string(request.begin(), request.end()));

@@ -113,14 +113,24 @@ absl::Status AppendAudit(store::Transaction& tx, const crypto::PrivateKey& ident
 
 }  // namespace internal
 
-absl::StatusOr<std::vector<uint8_t>> ExportAudit(Hsm& hsm, int64_t now) {
+namespace {
+
+// The whole log (`group_id` empty), or the log as group `group_id` may see it: its own entries
+// whole, every other entry reduced to its place in the chain (seq and digests), and only its own
+// member certificate (docs/state.md, "Audit log").
+absl::StatusOr<std::vector<uint8_t>> Export(Hsm& hsm, const std::string& group_id, int64_t now) {
   if (now == 0) now = NowUnix();
   // Unsealed before the transaction: the store refuses a transaction inside another.
   ASSIGN_OR_RETURN(crypto::PrivateKey identity_key, hsm.IdentityKey());
   v1::AuditExport out;
   out.set_hsm_serial(hsm.identity().serial);
   out.set_exported_at(now);
+  out.set_group_id(group_id);
   RETURN_IF_ERROR(hsm.state().Update([&](store::Transaction& tx) -> absl::Status {
+    if (!group_id.empty()) {
+      ASSIGN_OR_RETURN(auto m, internal::LoadMembership(tx, group_id));
+      if (!m) return absl::NotFoundError("this HSM is not a member of group '" + group_id + "'");
+    }
     ASSIGN_OR_RETURN(v1::AuditHead head, internal::LoadHead(tx));
     if (head.seq() > 0) {
       ASSIGN_OR_RETURN(auto existing,
@@ -147,6 +157,20 @@ absl::StatusOr<std::vector<uint8_t>> ExportAudit(Hsm& hsm, int64_t now) {
           " entries stored, the head is " + std::to_string(head.seq()));
     }
     for (const auto& [key, bytes] : entries) {
+      if (!group_id.empty()) {
+        v1::AuditEntry e;
+        if (!e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+          return absl::DataLossError("the HSM state holds a damaged audit entry " + key);
+        }
+        if (e.group_id() != group_id) {
+          v1::ElidedAuditEntry* el = out.add_elided();
+          el->set_seq(e.seq());
+          el->set_prev_digest(e.prev_digest());
+          el->set_digest(internal::ToString(crypto::Sha256(bytes)));
+          RETURN_IF_ERROR(add_size(80));
+          continue;
+        }
+      }
       RETURN_IF_ERROR(add_size(bytes.size()));
       out.add_entries(internal::ToString(bytes));
     }
@@ -159,6 +183,7 @@ absl::StatusOr<std::vector<uint8_t>> ExportAudit(Hsm& hsm, int64_t now) {
     }
     ASSIGN_OR_RETURN(auto memberships, internal::LoadAllMemberships(tx));
     for (const auto& m : memberships) {
+      if (!group_id.empty() && m.group().group_id() != group_id) continue;
       RETURN_IF_ERROR(add_size(m.member_cert().size()));
       out.add_member_certs(m.member_cert());
     }
@@ -171,6 +196,18 @@ absl::StatusOr<std::vector<uint8_t>> ExportAudit(Hsm& hsm, int64_t now) {
   }
   return wire::SealMessage(kAuditExportType, crypto::AsBytes(payload), identity_key,
                            hsm.IdentityChain());
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<uint8_t>> ExportAudit(Hsm& hsm, int64_t now) {
+  return Export(hsm, "", now);
+}
+
+absl::StatusOr<std::vector<uint8_t>> ExportGroupAudit(Hsm& hsm, const std::string& group_id,
+                                                      int64_t now) {
+  if (group_id.empty()) return absl::InvalidArgumentError("a group audit export needs a group");
+  return Export(hsm, group_id, now);
 }
 
 }  // namespace clade::hsm

@@ -69,14 +69,21 @@ std::vector<uint8_t> CheckpointBodyBytes(uint64_t seq, std::span<const uint8_t> 
 
 // Writes a signed checkpoint over the whole log and returns the export: a SignedMessage of type
 // clade.v1.AuditExport signed by the identity key, holding every entry and checkpoint, the HSM
-// identity chain, and this HSM's member certificates.
+// identity chain, and this HSM's member certificates. For the HSM's holder (offline CLI).
 absl::StatusOr<std::vector<uint8_t>> ExportAudit(Hsm& hsm, int64_t now = 0);
+// The same, as group `group_id` may see it (an operator of that group, online): its entries whole;
+// each entry of another group, or of the HSM alone, only as its seq, prev_digest and digest, so
+// that the chain and every checkpoint still verify; only its member certificate. NotFound if this
+// HSM is not a member of the group.
+absl::StatusOr<std::vector<uint8_t>> ExportGroupAudit(Hsm& hsm, const std::string& group_id,
+                                                      int64_t now = 0);
 
 struct AuditReport {
   std::string hsm_serial;
   std::string group_id;   // the group checked
   std::string member_id;  // the exporting HSM's member id in it, from its member certificate
-  uint64_t entries = 0;
+  uint64_t entries = 0;   // positions of the log, elided ones included
+  uint64_t elided = 0;    // entries of other groups, shown only as digests (filtered export)
   uint64_t checkpoints = 0;
   // member id → operation → count, for the group checked.
   std::map<std::string, std::map<std::string, uint64_t>> counts;
@@ -84,11 +91,11 @@ struct AuditReport {
   // line's devices against what each member says it issued.
   std::vector<AuditEvent> events;
 };
-// Checks an export against a group (`group_ca_chain` = group CA, founder identity, supplier
-// issuing; `supplier_root` the trust anchor). Refusals name the entry: "audit entry 17: previous
-// digest does not match entry 16", "audit entry 5 is out of order", "checkpoint at entry 64 is not
-// signed by a member of group …", "audit entry 9 claims member id 1.2, the signer is 1.1".
-// Certificates are checked at `now` (0 = the current time).
+// Checks an export, whole or filtered, against a group (`group_ca_chain` = group CA, founder
+// identity, supplier issuing; `supplier_root` the trust anchor). Refusals name the entry: "audit
+// entry 17: previous digest does not match entry 16", "audit entry 5 is out of order", "checkpoint
+// at entry 64 is not signed by a member of group …", "audit entry 9 claims member id 1.2, the
+// signer is 1.1". Certificates are checked at `now` (0 = the current time).
 absl::StatusOr<AuditReport> VerifyAuditExport(
     std::span<const uint8_t> export_bytes, const std::vector<crypto::Certificate>& group_ca_chain,
     const crypto::Certificate& supplier_root, int64_t now = 0);

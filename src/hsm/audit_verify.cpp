@@ -44,15 +44,56 @@ absl::StatusOr<std::pair<crypto::Certificate, MemberId>> FindMemberCert(
   return Refuse("the audit export is not from a member of group " + group.group_id);
 }
 
+// One position of the log as the export shows it: a whole entry, or (filtered exports) an entry
+// of another group reduced to its links.
+struct Position {
+  uint64_t seq = 0;
+  std::string prev_digest;
+  std::vector<uint8_t> digest;
+  const v1::AuditEntry* entry = nullptr;  // null for an elided entry
+};
+
 // Entry `seq` is not where it should be: out of order if the expected one comes later, else
 // missing.
-absl::Status MisplacedEntry(const std::vector<v1::AuditEntry>& entries, size_t pos) {
+absl::Status MisplacedEntry(const std::vector<Position>& log, size_t pos) {
   uint64_t want = pos + 1;
-  for (size_t j = pos + 1; j < entries.size(); ++j) {
-    if (entries[j].seq() == want) return Refuse(Entry(entries[pos].seq()) + " is out of order");
+  for (size_t j = pos + 1; j < log.size(); ++j) {
+    if (log[j].seq == want) return Refuse(Entry(log[pos].seq) + " is out of order");
   }
-  if (entries[pos].seq() < want) return Refuse(Entry(entries[pos].seq()) + " is out of order");
-  return Refuse("audit entry missing before " + std::to_string(entries[pos].seq()));
+  if (log[pos].seq < want) return Refuse(Entry(log[pos].seq) + " is out of order");
+  return Refuse("audit entry missing before " + std::to_string(log[pos].seq));
+}
+
+// The entries shown and the entries elided, merged by seq (each list as the export orders it).
+absl::StatusOr<std::vector<Position>> MergeLog(const v1::AuditExport& ex,
+                                               const std::vector<v1::AuditEntry>& entries) {
+  std::vector<Position> log;
+  log.reserve(entries.size() + static_cast<size_t>(ex.elided_size()));
+  size_t i = 0;
+  int j = 0;
+  while (i < entries.size() || j < ex.elided_size()) {
+    bool take_entry =
+        j == ex.elided_size() || (i < entries.size() && entries[i].seq() <= ex.elided(j).seq());
+    if (take_entry) {
+      if (j < ex.elided_size() && entries[i].seq() == ex.elided(j).seq()) {
+        return Refuse(Entry(entries[i].seq()) + " is both shown and elided");
+      }
+      log.push_back(Position{entries[i].seq(), entries[i].prev_digest(),
+                             crypto::Sha256(Span(ex.entries(static_cast<int>(i)))), &entries[i]});
+      ++i;
+    } else {
+      const v1::ElidedAuditEntry& el = ex.elided(j);
+      if (el.digest().size() != kDigestSize || el.prev_digest().size() != kDigestSize) {
+        return absl::InvalidArgumentError("elided " + Entry(el.seq()) +
+                                          " does not carry two 32-byte digests");
+      }
+      log.push_back(Position{el.seq(), el.prev_digest(),
+                             std::vector<uint8_t>(el.digest().begin(), el.digest().end()),
+                             nullptr});
+      ++j;
+    }
+  }
+  return log;
 }
 
 }  // namespace
@@ -91,6 +132,16 @@ absl::StatusOr<AuditReport> VerifyAuditExport(
                   signer->serial + "'");
   }
 
+  // A filtered export is for the group it names; only a filtered export elides entries.
+  if (!ex.group_id().empty() && ex.group_id() != group.group_id) {
+    return Refuse("the audit export is filtered to group " + ex.group_id() + ", not group " +
+                  group.group_id);
+  }
+  if (ex.group_id().empty() && ex.elided_size() > 0) {
+    return Refuse("the audit export is of the whole log but elides " +
+                  std::to_string(ex.elided_size()) + " entries");
+  }
+
   AuditReport report;
   report.hsm_serial = signer->serial;
   report.group_id = group.group_id;
@@ -105,21 +156,28 @@ absl::StatusOr<AuditReport> VerifyAuditExport(
                                         " does not parse");
     }
   }
+  ASSIGN_OR_RETURN(std::vector<Position> log, MergeLog(ex, entries));
   std::vector<std::vector<uint8_t>> digests;
-  digests.reserve(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const v1::AuditEntry& e = entries[i];
+  digests.reserve(log.size());
+  for (size_t i = 0; i < log.size(); ++i) {
+    const Position& p = log[i];
     const uint64_t seq = i + 1;
-    if (e.seq() != seq) return MisplacedEntry(entries, i);
+    if (p.seq != seq) return MisplacedEntry(log, i);
     if (seq == 1) {
-      if (e.prev_digest() != std::string(kDigestSize, '\0')) {
+      if (p.prev_digest != std::string(kDigestSize, '\0')) {
         return Refuse(Entry(1) + ": previous digest is not the zero digest of a first entry");
       }
-    } else if (!crypto::ConstantTimeEquals(Span(e.prev_digest()), digests.back())) {
+    } else if (!crypto::ConstantTimeEquals(Span(p.prev_digest), digests.back())) {
       return Refuse(Entry(seq) + ": previous digest does not match entry " +
                     std::to_string(seq - 1));
     }
-    digests.push_back(crypto::Sha256(Span(ex.entries(static_cast<int>(i)))));
+    digests.push_back(p.digest);
+    if (p.entry == nullptr) continue;
+    const v1::AuditEntry& e = *p.entry;
+    if (!ex.group_id().empty() && e.group_id() != ex.group_id()) {
+      return Refuse(Entry(seq) + " is of group " + e.group_id() + ", outside the export's group " +
+                    ex.group_id());
+    }
     if (e.group_id() != group.group_id) continue;
     if (e.member_id().empty()) {
       if (!IsPreMembership(e.operation())) {
@@ -133,7 +191,7 @@ absl::StatusOr<AuditReport> VerifyAuditExport(
     ++report.counts[e.member_id()][e.operation()];
     report.events.push_back(AuditEvent{e.group_id(), e.member_id(), e.operation(), e.subject()});
   }
-  const uint64_t n = entries.size();
+  const uint64_t n = log.size();
 
   // 4. The checkpoints: in order, each at an entry it matches, signed by the signer's identity
   // key, none further than kCheckpointInterval from the one before, the last at the last entry.
@@ -161,6 +219,7 @@ absl::StatusOr<AuditReport> VerifyAuditExport(
   if (last != n) return Refuse("the last audit entries are not covered by a checkpoint");
 
   report.entries = n;
+  report.elided = static_cast<uint64_t>(ex.elided_size());
   report.checkpoints = static_cast<uint64_t>(ex.checkpoints_size());
   return report;
 }

@@ -99,13 +99,26 @@ absl::Status CheckKeyMatches(const crypto::PrivateKey& key, const crypto::Certif
   return absl::OkStatus();
 }
 
+std::string NotForYou(const std::string& for_serial, const std::string& serial) {
+  return "the announcement admits only " + for_serial + ", not " + serial;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& group_id,
-                                              int64_t valid_for, int64_t now) {
+                                              const AnnounceOptions& options, int64_t now) {
   now = Now(now);
+  const int64_t valid_for = options.valid_for;
   if (valid_for < 1 || valid_for > kMaxAnnouncementValidity) {
     return absl::InvalidArgumentError("an announcement is valid for 1 second to 30 days");
+  }
+  if (!options.for_serial.empty() && !CheckSerialSyntax(options.for_serial).ok()) {
+    return absl::InvalidArgumentError("--for '" + options.for_serial +
+                                      "' is not an HSM serial number");
+  }
+  if (options.for_serial == sponsor.identity().serial) {
+    return absl::InvalidArgumentError("an announcement cannot be for the sponsor itself (" +
+                                      options.for_serial + ")");
   }
   ASSIGN_OR_RETURN(auto identity_key, sponsor.IdentityKey());
   std::vector<uint8_t> sealed;
@@ -121,15 +134,17 @@ absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& g
     ann.set_nonce(Bytes(crypto::RandomBytes(32)));
     ann.set_issued_at(now);
     ann.set_expires_at(now + valid_for);
+    ann.set_for_serial(options.for_serial);
     ASSIGN_OR_RETURN(sealed, Seal(sponsor, identity_key, kAnnouncementType, ann));
     v1::IssuedAnnouncement rec;
     rec.set_group_id(group_id);
     rec.set_expires_at(ann.expires_at());
+    rec.set_for_serial(options.for_serial);
     RETURN_IF_ERROR(PutRecord(tx, internal::kAnnouncementNs, crypto::Hex(Digest(sealed)), rec));
-    return internal::AppendAudit(tx, identity_key,
-                                 AuditEvent{group_id, m->member_id(), audit_op::kAnnounce,
-                                            "expires " + FormatTime(ann.expires_at())},
-                                 now);
+    std::string subject = "expires " + FormatTime(ann.expires_at());
+    if (!options.for_serial.empty()) subject += " for " + options.for_serial;
+    return internal::AppendAudit(
+        tx, identity_key, AuditEvent{group_id, m->member_id(), audit_op::kAnnounce, subject}, now);
   }));
   return sealed;
 }
@@ -152,6 +167,10 @@ absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
   }
   if (ann.expires_at() - ann.issued_at() > kMaxAnnouncementValidity) {
     return Refuse("announcement is valid for more than 30 days");
+  }
+  // Refused early, so that the candidate records no request the sponsor would refuse.
+  if (!ann.for_serial().empty() && ann.for_serial() != candidate.identity().serial) {
+    return Refuse(NotForYou(ann.for_serial(), candidate.identity().serial));
   }
   auto chain = internal::ChainFromBytes(ann.group_ca_chain(), "group CA chain");
   if (!chain.ok()) return Refuse("group CA is not genuine", chain.status());
@@ -210,13 +229,18 @@ absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
   return sealed;
 }
 
-absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, int64_t now) {
+absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, int64_t now,
+                                const crypto::Certificate* online_candidate) {
   now = Now(now);
   const crypto::Certificate& root = sponsor.supplier_root();
   ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(request, kRequestType));
   ASSIGN_OR_RETURN(auto req, ParsePayload<v1::EnrollmentRequest>(env));
   RETURN_IF_ERROR(RequireNonce(req.nonce(), env.type));
   ASSIGN_OR_RETURN(GenuineHsm cand, GenuineSigner(env, root, now, "candidate"));
+  if (online_candidate != nullptr && !(*online_candidate == env.signer_chain[0])) {
+    return Refuse("request is signed by " + cand.serial +
+                  ", not by the HSM that sent it (an HSM sends only its own request)");
+  }
   auto wrap = internal::CertFromBytes(req.wrap_cert(), "candidate's wrap certificate");
   if (!wrap.ok()) return Refuse("candidate's wrap certificate is not genuine", wrap.status());
   absl::Status wrap_ok = VerifyHsmWrapCert(*wrap, cand, root, now);
@@ -244,6 +268,15 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
     if (req.group_id() != rec->group_id()) {
       return Refuse("request is for group " + req.group_id() + ", the announcement for group " +
                     rec->group_id());
+    }
+    if (!rec->for_serial().empty() && rec->for_serial() != cand.serial) {
+      return Refuse(NotForYou(rec->for_serial(), cand.serial));
+    }
+    if (online_candidate != nullptr && rec->for_serial().empty()) {
+      return Refuse(
+          "the announcement names no HSM; online, an HSM is admitted only on an announcement "
+          "made for its serial (clade group announce --for " +
+          cand.serial + ")");
     }
     ASSIGN_OR_RETURN(auto m, internal::LoadMembership(tx, rec->group_id()));
     if (!m)

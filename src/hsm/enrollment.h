@@ -23,16 +23,28 @@ inline constexpr int64_t kClockSkew = 300;
 
 // `now` = 0 means the current time; tests pass explicit times.
 
-// Sponsor: an announcement for `group_id`, valid for `valid_for` seconds (1 s .. 30 days). It is
-// recorded so that it admits exactly one candidate.
+// An announcement is an invitation: only the sponsor's operator makes one (the offline CLI on the
+// sponsor, or an operator client of the group online), never a peer HSM (docs/operations.md).
+struct AnnounceOptions {
+  int64_t valid_for = kDefaultAnnouncementValidity;  // seconds, 1 s .. 30 days
+  // The serial of the one HSM the announcement admits; empty = any the group policy allows.
+  std::string for_serial;
+};
+// Sponsor: an announcement for `group_id`. It is recorded so that it admits exactly one candidate
+// (and, with `for_serial`, only that HSM).
 absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& group_id,
-                                              int64_t valid_for = kDefaultAnnouncementValidity,
-                                              int64_t now = 0);
+                                              const AnnounceOptions& options, int64_t now = 0);
+inline absl::StatusOr<std::vector<uint8_t>> Announce(
+    Hsm& sponsor, const std::string& group_id, int64_t valid_for = kDefaultAnnouncementValidity,
+    int64_t now = 0) {
+  return Announce(sponsor, group_id, AnnounceOptions{valid_for, ""}, now);
+}
 
 // Candidate: checks the announcement — signature, expiry, sponsor genuine under this HSM's
 // supplier root, group CA genuine (issued by a genuine founder) with the announced id, sponsor's
-// member cert issued by the group CA for the sponsor's identity key — refuses a group it is
-// already in, records the pending request, and returns the request.
+// member cert issued by the group CA for the sponsor's identity key, made for this HSM's serial if
+// it names one — refuses a group it is already in, records the pending request, and returns the
+// request.
 absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
                                                        std::span<const uint8_t> announcement,
                                                        int64_t now = 0);
@@ -43,11 +55,15 @@ struct Admission {
   std::string candidate_serial;  // the HSM admitted
 };
 // Sponsor: checks the request — candidate genuine, wrap cert genuine and of the same HSM, bound
-// to an unexpired, unused announcement of this sponsor, allowed by the policy, not already
-// enrolled here — then, in one transaction, marks the announcement used, allocates the next child
-// id and persists the counter; issues the member cert; wraps the group secrets for the
-// candidate's wrap cert only.
-absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, int64_t now = 0);
+// to an unexpired, unused announcement of this sponsor, made for the candidate's serial if it
+// names one, allowed by the policy, not already enrolled here — then, in one transaction, marks
+// the announcement used, allocates the next child id and persists the counter; issues the member
+// cert; wraps the group secrets for the candidate's wrap cert only.
+// `online_candidate` is the identity certificate of a peer HSM that sent its request itself (the
+// Admit RPC): the request must then be signed with that certificate, and answer an announcement
+// made for that HSM's serial — a peer's call alone never admits an HSM nobody named.
+absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, int64_t now = 0,
+                                const crypto::Certificate* online_candidate = nullptr);
 
 struct Joined {
   std::string group_id;

@@ -140,18 +140,19 @@ absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package,
   ASSIGN_OR_RETURN(auto identity_key, hsm.IdentityKey());
   uint64_t count = 0;
   RETURN_IF_ERROR(hsm.state().Update([&](store::Transaction& tx) -> absl::Status {
-    ASSIGN_OR_RETURN(auto existing, tx.Get(internal::kJobNs, pkg.job_id()));
+    const std::string key = internal::JobKey(pkg.group_id(), pkg.job_id());
+    ASSIGN_OR_RETURN(auto existing, tx.Get(internal::kJobNs, key));
     if (existing) {
       // The same content again — even re-signed (ECDSA signatures differ each time) — is a no-op.
       ASSIGN_OR_RETURN(internal::OpenedJob earlier, internal::OpenJob(*existing));
       if (earlier.package.SerializeAsString() == pkg.SerializeAsString()) {
-        ASSIGN_OR_RETURN(count, internal::DeviceCount(tx, pkg.job_id()));
+        ASSIGN_OR_RETURN(count, internal::DeviceCount(tx, pkg.group_id(), pkg.job_id()));
         return absl::OkStatus();  // the same package again: nothing to do
       }
       return absl::AlreadyExistsError("job " + pkg.job_id() +
                                       " is already imported with other content");
     }
-    RETURN_IF_ERROR(tx.Put(internal::kJobNs, pkg.job_id(), package));
+    RETURN_IF_ERROR(tx.Put(internal::kJobNs, key, package));
     return internal::AppendAudit(
         tx, identity_key,
         AuditEvent{pkg.group_id(), m->member_id(), audit_op::kJobImport, pkg.job_id()}, now);
@@ -159,30 +160,57 @@ absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package,
   return Summarize(pkg, checked.profile, checked.device_ca_chain[0].Subject(), count);
 }
 
-absl::StatusOr<std::vector<JobSummary>> ListJobs(Hsm& hsm) {
+absl::StatusOr<std::vector<JobSummary>> ListJobs(Hsm& hsm, const std::string& group_id) {
   std::vector<JobSummary> out;
   RETURN_IF_ERROR(hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto rows, tx.List(internal::kJobNs));
-    for (const auto& [job_id, bytes] : rows) {
+    for (const auto& [key, bytes] : rows) {
       ASSIGN_OR_RETURN(internal::OpenedJob job, internal::OpenJob(bytes));
-      ASSIGN_OR_RETURN(auto profile, ParseProfile(job.package.profile_json()));
-      ASSIGN_OR_RETURN(
-          auto ca, internal::CertFromBytes(job.package.device_ca_chain(0), "device-issuing CA"));
-      ASSIGN_OR_RETURN(uint64_t count, internal::DeviceCount(tx, job_id));
-      out.push_back(Summarize(job.package, profile, ca.Subject(), count));
+      const v1::JobPackage& pkg = job.package;
+      // The row's key is the identity the package claims; a row under another key is not it.
+      if (key != internal::JobKey(pkg.group_id(), pkg.job_id())) {
+        return absl::DataLossError("the HSM state holds job row " + key + " with job " +
+                                   pkg.job_id() + " of group " + pkg.group_id());
+      }
+      if (!group_id.empty() && pkg.group_id() != group_id) continue;
+      ASSIGN_OR_RETURN(auto profile, ParseProfile(pkg.profile_json()));
+      ASSIGN_OR_RETURN(auto ca,
+                       internal::CertFromBytes(pkg.device_ca_chain(0), "device-issuing CA"));
+      ASSIGN_OR_RETURN(uint64_t count, internal::DeviceCount(tx, pkg.group_id(), pkg.job_id()));
+      out.push_back(Summarize(pkg, profile, ca.Subject(), count));
     }
     return absl::OkStatus();
   }));
   return out;
 }
 
-absl::StatusOr<std::vector<uint8_t>> JobPackageBytes(Hsm& hsm, const std::string& job_id) {
+absl::StatusOr<std::string> GroupOfJob(Hsm& hsm, const std::string& job_id) {
+  ASSIGN_OR_RETURN(auto jobs, ListJobs(hsm));
+  std::vector<std::string> groups;
+  for (const auto& j : jobs) {
+    if (j.job_id == job_id) groups.push_back(j.group_id);
+  }
+  if (groups.empty()) return absl::NotFoundError("job " + job_id + " is not imported on this HSM");
+  if (groups.size() > 1) {
+    std::string names;
+    for (const auto& g : groups) names += (names.empty() ? "" : ", ") + g;
+    return absl::InvalidArgumentError("job " + job_id + " is imported for several groups (" +
+                                      names + "); name the group (--group)");
+  }
+  return groups.front();
+}
+
+absl::StatusOr<std::vector<uint8_t>> JobPackageBytes(Hsm& hsm, const std::string& group_id,
+                                                     const std::string& job_id) {
   std::optional<std::vector<uint8_t>> package;
   RETURN_IF_ERROR(hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
-    ASSIGN_OR_RETURN(package, tx.Get(internal::kJobNs, job_id));
+    ASSIGN_OR_RETURN(package, tx.Get(internal::kJobNs, internal::JobKey(group_id, job_id)));
     return absl::OkStatus();
   }));
-  if (!package) return absl::NotFoundError("job " + job_id + " is not imported on this HSM");
+  if (!package) {
+    return absl::NotFoundError("job " + job_id + " is not imported on this HSM for group " +
+                               group_id);
+  }
   return *std::move(package);
 }
 

@@ -45,12 +45,19 @@ struct JobSummary {
 // digests matching, and the CA key wrapped for the group encryption key and matching the CA cert.
 // Named refusals, e.g. "package is for group X; this HSM is not a member of it", "package is not
 // signed by the OEM root group X trusts", "package expired at …", "the device CA key is not wrapped
-// for this group's encryption key: …". Importing the same package again is a no-op.
+// for this group's encryption key: …". Importing the same package again is a no-op. Jobs are
+// kept per group: another group's job with the same id is another job.
 absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package, int64_t now = 0);
-absl::StatusOr<std::vector<JobSummary>> ListJobs(Hsm& hsm);
+// The jobs of every group of this HSM, or of `group_id` only.
+absl::StatusOr<std::vector<JobSummary>> ListJobs(Hsm& hsm, const std::string& group_id = "");
+// The one group job `job_id` is imported for, for callers that name no group (the offline CLI on
+// an HSM in one group). NotFound "job J is not imported on this HSM"; InvalidArgument "job J is
+// imported for several groups (A, B); name the group" when it is ambiguous.
+absl::StatusOr<std::string> GroupOfJob(Hsm& hsm, const std::string& job_id);
 // The job package as imported (the signed message, byte for byte). NotFound "job J is not
-// imported on this HSM".
-absl::StatusOr<std::vector<uint8_t>> JobPackageBytes(Hsm& hsm, const std::string& job_id);
+// imported on this HSM for group G".
+absl::StatusOr<std::vector<uint8_t>> JobPackageBytes(Hsm& hsm, const std::string& group_id,
+                                                     const std::string& job_id);
 
 // One device's request.
 struct DeviceRequest {
@@ -84,9 +91,11 @@ struct ProvisioningData {
 
 class Provisioner {
  public:
-  // Loads the job (by id, from any group of this HSM), checks it is still valid, unwraps the
-  // device-issuing CA key with the group encryption key and prepares the signers.
-  static absl::StatusOr<std::unique_ptr<Provisioner>> Create(Hsm& hsm, const std::string& job_id,
+  // Loads job `job_id` of group `group_id` (the caller's group: a job of another group is not
+  // found), checks it is still valid, unwraps the device-issuing CA key with the group
+  // encryption key and prepares the signers.
+  static absl::StatusOr<std::unique_ptr<Provisioner>> Create(Hsm& hsm, const std::string& group_id,
+                                                             const std::string& job_id,
                                                              int64_t now = 0);
   ~Provisioner();
 

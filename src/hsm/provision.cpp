@@ -12,8 +12,13 @@
 namespace clade::hsm {
 namespace internal {
 
-absl::StatusOr<uint64_t> DeviceCount(const store::Transaction& tx, const std::string& job_id) {
-  ASSIGN_OR_RETURN(auto text, tx.GetString(kJobCountNs, job_id));
+std::string JobKey(const std::string& group_id, const std::string& job_id) {
+  return group_id + "/" + job_id;
+}
+
+absl::StatusOr<uint64_t> DeviceCount(const store::Transaction& tx, const std::string& group_id,
+                                     const std::string& job_id) {
+  ASSIGN_OR_RETURN(auto text, tx.GetString(kJobCountNs, JobKey(group_id, job_id)));
   if (!text) return uint64_t{0};
   return static_cast<uint64_t>(std::stoull(*text));
 }
@@ -65,6 +70,7 @@ const std::string& Provisioner::member_id() const { return s_->member_id; }
 const std::string& Provisioner::group_id() const { return s_->group_id; }
 
 absl::StatusOr<std::unique_ptr<Provisioner>> Provisioner::Create(Hsm& hsm,
+                                                                 const std::string& group_id,
                                                                  const std::string& job_id,
                                                                  int64_t now) {
   if (now == 0) now = NowUnix();
@@ -72,12 +78,17 @@ absl::StatusOr<std::unique_ptr<Provisioner>> Provisioner::Create(Hsm& hsm,
   std::optional<v1::GroupMembership> m;
   std::optional<internal::GroupKeys> keys;
   RETURN_IF_ERROR(hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
-    ASSIGN_OR_RETURN(auto bytes, tx.Get(internal::kJobNs, job_id));
+    ASSIGN_OR_RETURN(auto bytes, tx.Get(internal::kJobNs, internal::JobKey(group_id, job_id)));
     if (!bytes) {
-      return absl::NotFoundError("job " + job_id +
-                                 " is not imported on this HSM (clade job import)");
+      return absl::NotFoundError("job " + job_id + " is not imported on this HSM for group " +
+                                 group_id + " (clade job import)");
     }
     ASSIGN_OR_RETURN(job, internal::OpenJob(*bytes));
+    if (job->package.group_id() != group_id || job->package.job_id() != job_id) {
+      return absl::DataLossError("the HSM state holds job row " +
+                                 internal::JobKey(group_id, job_id) + " with job " +
+                                 job->package.job_id() + " of group " + job->package.group_id());
+    }
     ASSIGN_OR_RETURN(m, internal::LoadMembership(tx, job->package.group_id()));
     if (!m) {
       return absl::FailedPreconditionError("this HSM is no longer a member of group " +
@@ -180,7 +191,7 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
   ASSIGN_OR_RETURN(out.record, wire::SealMessage(kProvisioningRecordType, crypto::AsBytes(payload),
                                                  s.identity_key, s.record_chain));
 
-  std::string device_key = s.job_id + "/" + req.uid;
+  std::string device_key = internal::JobKey(s.group_id, s.job_id) + "/" + req.uid;
   RETURN_IF_ERROR(s.hsm->state().Update([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto earlier, tx.Get(internal::kDeviceNs, device_key));
     if (earlier && !req.reissue) {
@@ -196,9 +207,10 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
                                            "; --reissue replaces an earlier certificate only");
     }
     RETURN_IF_ERROR(tx.Put(internal::kDeviceNs, device_key, crypto::AsBytes(payload)));
-    ASSIGN_OR_RETURN(uint64_t count, internal::DeviceCount(tx, s.job_id));
+    ASSIGN_OR_RETURN(uint64_t count, internal::DeviceCount(tx, s.group_id, s.job_id));
     if (!earlier) {
-      RETURN_IF_ERROR(tx.PutString(internal::kJobCountNs, s.job_id, std::to_string(count + 1)));
+      RETURN_IF_ERROR(tx.PutString(internal::kJobCountNs, internal::JobKey(s.group_id, s.job_id),
+                                   std::to_string(count + 1)));
     }
     std::string subject =
         s.job_id + "/" + req.uid + " serial " + rec.cert_serial() + (plain ? " plain-key" : "");

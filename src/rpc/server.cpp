@@ -11,6 +11,7 @@
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "base/clock.h"
 #include "clade/v1/group.pb.h"
@@ -132,11 +133,17 @@ struct Caller {
   std::string kind;  // "hsm", "line" or "operator"
   std::string who;   // HSM serial, or the client certificate's subject
   std::string group_id;
+  std::optional<crypto::Certificate> hsm_identity;  // a peer HSM's identity certificate
 
   // A line or operator client acts for the one group that issued its certificate; an HSM keeps
-  // its groups strictly apart, so a client of one never touches another.
+  // its groups strictly apart, so a client of one never touches another. A peer HSM acts for no
+  // group: what it may do (Status, sending its own enrollment request) is checked apart.
   grpc::Status MayActFor(const std::string& group) const {
-    if (kind == "hsm" || group == group_id) return grpc::Status::OK;
+    if (kind == "hsm") {
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          "a peer HSM (" + who + ") acts for no group, not for group " + group);
+    }
+    if (group == group_id) return grpc::Status::OK;
     return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                         "the caller (role " + kind + ") is a client of group " + group_id +
                             ", not of group " + group);
@@ -153,16 +160,6 @@ absl::StatusOr<std::string> GroupOfMessage(const std::string& bytes, const char*
     return absl::InvalidArgumentError(std::string("malformed message: ") + type);
   }
   return m.group_id();
-}
-
-// The group of an imported job, from the job list: no key is unwrapped. NotFound as in
-// Provisioner::Create.
-absl::StatusOr<std::string> GroupOfJob(hsm::Hsm& h, const std::string& job_id) {
-  ASSIGN_OR_RETURN(std::vector<hsm::JobSummary> jobs, hsm::ListJobs(h));
-  for (const hsm::JobSummary& j : jobs) {
-    if (j.job_id == job_id) return j.group_id;
-  }
-  return absl::NotFoundError("job " + job_id + " is not imported on this HSM (clade job import)");
 }
 
 // gRPC's own log lines (e.g. a refused TLS handshake) go through the running daemon's log, as
@@ -236,7 +233,7 @@ struct Daemon::Impl final : public v1::HsmService::Service {
         if (!k.ok() || *k != hsm::CertKind::kSupplierIssuing) continue;
         auto genuine = hsm::VerifyGenuineHsm(*leaf, issuing, hsm->supplier_root());
         if (genuine.ok()) {
-          c = Caller{"hsm", genuine->serial, ""};
+          c = Caller{"hsm", genuine->serial, "", *leaf};
           ok = true;
           break;
         }
@@ -251,7 +248,7 @@ struct Daemon::Impl final : public v1::HsmService::Service {
       if (!client.ok()) {
         return refuse(StatusCode::PERMISSION_DENIED, std::string(client.status().message()));
       }
-      c = Caller{client->role, client->subject, client->group_id};
+      c = Caller{client->role, client->subject, client->group_id, std::nullopt};
     }
     bool permitted = false;
     for (const char* a : allowed) permitted = permitted || c.kind == a;
@@ -270,15 +267,20 @@ struct Daemon::Impl final : public v1::HsmService::Service {
                         v1::AnnounceResponse* resp) override {
     std::lock_guard<std::mutex> l(mu);
     Caller c;
-    if (auto s = Authorize(ctx, "Announce", {"operator", "hsm"}, &c); !s.ok()) return s;
+    // An announcement is an invitation: only the group's operator asks for one.
+    if (auto s = Authorize(ctx, "Announce", {"operator"}, &c); !s.ok()) return s;
     auto gid = hsm::ResolveGroup(*hsm, req->group());
     if (!gid.ok()) return ToGrpc(gid.status());
     if (auto s = c.MayActFor(*gid); !s.ok()) return s;
-    auto msg = hsm::Announce(
-        *hsm, *gid, req->valid_for() > 0 ? req->valid_for() : hsm::kDefaultAnnouncementValidity);
+    hsm::AnnounceOptions opts;
+    if (req->valid_for() > 0) opts.valid_for = req->valid_for();
+    opts.for_serial = req->for_serial();
+    auto msg = hsm::Announce(*hsm, *gid, opts);
     if (!msg.ok()) return ToGrpc(msg.status());
     resp->set_announcement(std::string(msg->begin(), msg->end()));
-    Log("announce", {{"group", *gid}, {"caller", c.kind + ":" + c.who}});
+    Log("announce", {{"group", *gid},
+                     {"for", opts.for_serial.empty() ? "any" : opts.for_serial},
+                     {"caller", c.kind + ":" + c.who}});
     return grpc::Status::OK;
   }
 
@@ -294,7 +296,8 @@ struct Daemon::Impl final : public v1::HsmService::Service {
       if (auto s = c.MayActFor(*group); !s.ok()) return s;
     }
     std::vector<uint8_t> bytes(req->request().begin(), req->request().end());
-    auto adm = hsm::Admit(*hsm, bytes);
+    // A peer HSM sends only its own request, on an announcement made for it (hsm::Admit checks).
+    auto adm = hsm::Admit(*hsm, bytes, 0, c.hsm_identity ? &*c.hsm_identity : nullptr);
     if (!adm.ok()) {
       Log("admit.refused",
           {{"caller", c.kind + ":" + c.who}, {"reason", std::string(adm.status().message())}});
@@ -336,16 +339,18 @@ struct Daemon::Impl final : public v1::HsmService::Service {
     if (req->job_id().empty()) {
       return grpc::Status(StatusCode::INVALID_ARGUMENT, "job_id is required");
     }
-    auto jobs = hsm::ListJobs(*hsm);
+    // The caller's group selects: another group's job of the same id is not this caller's.
+    auto jobs = hsm::ListJobs(*hsm, c.group_id);
     if (!jobs.ok()) return ToGrpc(jobs.status());
     auto job = std::find_if(jobs->begin(), jobs->end(),
                             [&](const hsm::JobSummary& j) { return j.job_id == req->job_id(); });
     if (job == jobs->end()) {
-      return grpc::Status(StatusCode::NOT_FOUND,
-                          "job " + req->job_id() + " is not imported on this member");
+      return grpc::Status(
+          StatusCode::NOT_FOUND,
+          "job " + req->job_id() + " is not imported on this member for group " + c.group_id);
     }
     if (auto s = c.MayActFor(job->group_id); !s.ok()) return s;
-    auto package = hsm::JobPackageBytes(*hsm, job->job_id);
+    auto package = hsm::JobPackageBytes(*hsm, job->group_id, job->job_id);
     if (!package.ok()) return ToGrpc(package.status());
     resp->set_package(std::string(package->begin(), package->end()));
     resp->set_group_id(job->group_id);
@@ -401,13 +406,10 @@ struct Daemon::Impl final : public v1::HsmService::Service {
     std::lock_guard<std::mutex> l(mu);
     auto it = provs.find(req.job_id());
     if (it == provs.end()) {
-      // The caller's group first: Create unwraps the job's CA key and trial-issues, which a
-      // client of another group must not cause (nor learn from its refusals).
-      ASSIGN_OR_RETURN(std::string group, GroupOfJob(*hsm, req.job_id()));
-      if (auto s = c.MayActFor(group); !s.ok()) {
-        return absl::PermissionDeniedError(s.error_message());
-      }
-      ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*hsm, req.job_id()));
+      // Only the caller's own group is searched: Create unwraps the job's CA key and
+      // trial-issues, which a client of another group must not cause (nor learn from its
+      // refusals). Another group's job of the same id is NotFound here.
+      ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*hsm, c.group_id, req.job_id()));
       it = provs.emplace(req.job_id(), std::move(p)).first;
     }
     ASSIGN_OR_RETURN(hsm::ProvisioningData d, it->second->Provision(dr));
@@ -433,7 +435,13 @@ struct Daemon::Impl final : public v1::HsmService::Service {
     resp->set_serial(serial);
     auto groups = hsm::ListGroups(*hsm);
     if (!groups.ok()) return ToGrpc(groups.status());
-    for (const auto& g : *groups) resp->add_groups(g.group_id + " " + g.member_id);
+    // Only the caller's own group: a client of one group learns nothing of the others, a peer HSM
+    // nothing of any.
+    for (const auto& g : *groups) {
+      if (c.kind != "hsm" && g.group_id == c.group_id) {
+        resp->add_groups(g.group_id + " " + g.member_id);
+      }
+    }
     resp->set_state(stopping ? "stopping" : "serving");
     Log("status", {{"caller", c.kind + ":" + c.who}});
     return grpc::Status::OK;
@@ -444,10 +452,12 @@ struct Daemon::Impl final : public v1::HsmService::Service {
     std::lock_guard<std::mutex> l(mu);
     Caller c;
     if (auto s = Authorize(ctx, "ExportAudit", {"operator"}, &c); !s.ok()) return s;
-    auto exp = hsm::ExportAudit(*hsm);
+    auto exp = hsm::ExportGroupAudit(*hsm, c.group_id);
     if (!exp.ok()) return ToGrpc(exp.status());
     resp->set_export_message(std::string(exp->begin(), exp->end()));
-    Log("audit.export", {{"bytes", std::to_string(exp->size())}, {"caller", c.kind + ":" + c.who}});
+    Log("audit.export", {{"group", c.group_id},
+                         {"bytes", std::to_string(exp->size())},
+                         {"caller", c.kind + ":" + c.who}});
     return grpc::Status::OK;
   }
 };

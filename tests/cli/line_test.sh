@@ -113,12 +113,15 @@ done
 expect_ok "$CLADE" oem init --dir "$T/oem" --name "Acme Devices"
 expect_ok "$CLADE" group create --state "$T/h1" --name Acme --oem-root "$T/oem/root.crt"
 expect_ok "$CLADE" group create --state "$T/h4" --name Other
+# The founder's operator invites SN-0002 and SN-0003; each then enrolls online.
+expect_ok "$CLADE" group announce --state "$T/h1" --group Acme --for SN-0002 --out "$T/h2.ann"
+expect_ok "$CLADE" group announce --state "$T/h1" --group Acme --for SN-0003 --out "$T/h3.ann"
 declare -A DPID DADDR
 start_daemon h1 d1
 DPID[1]=$PID DADDR[1]=$ADDR
-expect_ok "$CLADE" group enroll --state "$T/h2" --sponsor "${DADDR[1]}" --group Acme
+expect_ok "$CLADE" group enroll --state "$T/h2" --sponsor "${DADDR[1]}" --announcement "$T/h2.ann"
 expect_out "member id: 1.1"
-expect_ok "$CLADE" group enroll --state "$T/h3" --sponsor "${DADDR[1]}" --group Acme
+expect_ok "$CLADE" group enroll --state "$T/h3" --sponsor "${DADDR[1]}" --announcement "$T/h3.ann"
 expect_out "member id: 1.2"
 start_daemon h2 d2
 DPID[2]=$PID DADDR[2]=$ADDR

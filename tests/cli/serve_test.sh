@@ -113,16 +113,27 @@ chmod 644 "$T/line/client.key"
 expect_fail 1 "must not be readable" "$CLADE" hsm call status --connect "$A1" --client "$T/line"
 chmod 600 "$T/line/client.key"
 
-# --- Online enrollment. ---------------------------------------------------------------------------
-expect_ok "$CLADE" group enroll --state "$T/h2" --sponsor "$A1" --group Acme
+# --- Online enrollment, invited by the operator. ----------------------------------------------------
+expect_ok "$CLADE" group announce --hsm "$A1" --client "$T/op" --group Acme --for SN-0002 \
+  --out "$T/h2.ann"
+expect_out "admits: SN-0002"
+expect_ok "$CLADE" group enroll --state "$T/h2" --sponsor "$A1" --announcement "$T/h2.ann"
 expect_out "member id: 1.1"
-expect_ok "$CLADE" group enroll --state "$T/h3" --sponsor "$A1" --group Acme
+expect_ok "$CLADE" hsm call announce --connect "$A1" --client "$T/op" --group Acme --for SN-0003 \
+  --out "$T/h3.ann"
+expect_ok "$CLADE" group enroll --state "$T/h3" --sponsor "$A1" --announcement "$T/h3.ann"
 expect_out "member id: 1.2"
 # Enrolling again is refused by the same checks as the file flow.
+expect_ok "$CLADE" group announce --hsm "$A1" --client "$T/op" --group Acme --for SN-0003 \
+  --out "$T/h3b.ann"
 expect_fail 1 "already a member of group" \
-  "$CLADE" group enroll --state "$T/h3" --sponsor "$A1" --group Acme
-# Another supplier's HSM cannot enroll: the sponsor's certificate does not chain to its root.
-expect_fail 1 "certificate verify failed" "$CLADE" group enroll --state "$T/x1" --sponsor "$A1" --group Acme
+  "$CLADE" group enroll --state "$T/h3" --sponsor "$A1" --announcement "$T/h3b.ann"
+# Another supplier's HSM cannot enroll: the sponsor does not chain to its root (the announcement
+# is refused before any call).
+expect_ok "$CLADE" group announce --hsm "$A1" --client "$T/op" --group Acme --for SN-X1 \
+  --out "$T/x1.ann"
+expect_fail 1 "sponsor is not a genuine HSM" "$CLADE" group enroll --state "$T/x1" \
+  --sponsor "$A1" --announcement "$T/x1.ann"
 grep -q "event=admit .*new_member=1.2" "$T/d1.log" || fail "admission of 1.2 not logged"
 # The new member serves too, and the line client of the group is accepted there.
 start_daemon h3 d3

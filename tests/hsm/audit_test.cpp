@@ -374,5 +374,73 @@ TEST_F(AuditTest, AppendIsAtomicWithItsTransaction) {
   EXPECT_OK(Verify(file, *a_, g_));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Filtered exports: what an operator of one group gets online.
+
+TEST_F(AuditTest, GroupExportHoldsOnlyThatGroupsEntriesAndStillVerifies) {
+  FillA();
+  ASSERT_OK_AND_ASSIGN(Bytes file, ExportGroupAudit(*a_, g2_, t0_ + 20));
+  v1::AuditExport ex = Decode(file);
+  EXPECT_EQ(ex.group_id(), g2_);
+  ASSERT_GT(ex.entries_size(), 0);
+  ASSERT_GT(ex.elided_size(), 0);
+  EXPECT_EQ(ex.entries_size() + ex.elided_size(), 150);
+  for (int i = 0; i < ex.entries_size(); ++i) EXPECT_EQ(EntryAt(ex, i).group_id(), g2_) << i;
+  // No byte of an entry of alpha travels: not its subjects, not its group id.
+  std::string payload = ex.SerializeAsString();
+  EXPECT_EQ(payload.find(g_), std::string::npos);
+  EXPECT_EQ(payload.find("dev-0"), std::string::npos);  // subject of the first alpha entry
+  EXPECT_EQ(ex.member_certs_size(), 1);                 // beta's only
+  EXPECT_EQ(CheckpointSeqs(ex), (std::vector<uint64_t>{64, 128, 150}));
+
+  ASSERT_OK_AND_ASSIGN(AuditReport r, Verify(file, *a_, g2_));
+  EXPECT_EQ(r.entries, 150u);
+  EXPECT_EQ(r.elided, static_cast<uint64_t>(ex.elided_size()));
+  ASSERT_OK_AND_ASSIGN(Bytes whole, ExportAudit(*a_, t0_ + 30));
+  ASSERT_OK_AND_ASSIGN(AuditReport rw, Verify(whole, *a_, g2_));
+  EXPECT_EQ(r.counts, rw.counts);  // the group's own view is complete
+
+  // Checked against the group it is not filtered to: refused, even though A is in alpha too.
+  EXPECT_THAT(Verify(file, *a_, g_),
+              StatusIs(kDenied, HasSubstr("the audit export is not from a member of group " + g_)));
+  EXPECT_THAT(ExportGroupAudit(*a_, other_, t0_ + 20),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("not a member of group")));
+}
+
+TEST_F(AuditTest, FilteredExportRefusesEditedElidedOrSmuggledEntries) {
+  FillA();
+  ASSERT_OK_AND_ASSIGN(Bytes file, ExportGroupAudit(*a_, g2_, t0_ + 20));
+  v1::AuditExport ex = Decode(file);
+  // An elided entry whose digest was changed breaks the link to the next position.
+  uint64_t seq = ex.elided(3).seq();
+  EXPECT_THAT(Verify(Forge(*a_, file,
+                           [](v1::AuditExport& e) {
+                             std::string* d = e.mutable_elided(3)->mutable_digest();
+                             (*d)[0] = static_cast<char>((*d)[0] ^ 1);
+                           }),
+                     *a_, g2_),
+              StatusIs(kDenied,
+                       HasSubstr("audit entry " + std::to_string(seq + 1) +
+                                 ": previous digest does not match entry " + std::to_string(seq))));
+  // One elided entry dropped: a gap.
+  EXPECT_THAT(
+      Verify(Forge(*a_, file, [](v1::AuditExport& e) { e.mutable_elided()->DeleteSubrange(3, 1); }),
+             *a_, g2_),
+      StatusIs(kDenied, HasSubstr("audit entry missing before")));
+  // A position both shown and elided.
+  EXPECT_THAT(
+      Verify(Forge(*a_, file,
+                   [&](v1::AuditExport& e) { e.mutable_elided(0)->set_seq(EntryAt(ex, 0).seq()); }),
+             *a_, g2_),
+      StatusIs(kDenied, HasSubstr("is both shown and elided")));
+  // An export claiming the whole log may not elide, and a filtered one may not name another
+  // group than the one checked.
+  EXPECT_THAT(Verify(Forge(*a_, file, [](v1::AuditExport& e) { e.clear_group_id(); }), *a_, g2_),
+              StatusIs(kDenied, HasSubstr("the audit export is of the whole log but elides")));
+  EXPECT_THAT(Verify(Forge(*a_, file, [&](v1::AuditExport& e) { e.set_group_id(g_); }), *a_, g2_),
+              StatusIs(kDenied, HasSubstr("the audit export is filtered to group " + g_ +
+                                          ", not group " + g2_)));
+}
+
 }  // namespace
 }  // namespace clade::hsm

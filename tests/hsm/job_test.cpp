@@ -164,7 +164,7 @@ class JobTest : public testing::World {
   }
 
   std::unique_ptr<Provisioner> Prov(Hsm& h, const std::string& job_id, int64_t now = 0) {
-    auto p = Provisioner::Create(h, job_id, now);
+    auto p = Provisioner::Create(h, g_, job_id, now);
     EXPECT_TRUE(p.ok()) << p.status();
     return p.ok() ? *std::move(p) : nullptr;
   }
@@ -253,7 +253,7 @@ TEST_F(JobTest, ImportAndProvisionInDeviceKeyMode) {
   // Other members hold nothing until they import.
   ASSERT_OK_AND_ASSIGN(auto none, ListJobs(*m11_));
   EXPECT_TRUE(none.empty());
-  EXPECT_THAT(Provisioner::Create(*m11_, "J-1"),
+  EXPECT_THAT(Provisioner::Create(*m11_, g_, "J-1"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("is not imported on this HSM")));
 }
 
@@ -413,7 +413,7 @@ TEST_F(JobTest, ExpiredPackageRefused) {
   EXPECT_OK(p->Provision(DeviceKeyRequest("D-1"), now + 60));
   EXPECT_THAT(p->Provision(DeviceKeyRequest("D-2"), now + 200),
               StatusIs(kDenied, HasSubstr("package expired at")));
-  EXPECT_THAT(Provisioner::Create(*m12_, "J-1", now + 200),
+  EXPECT_THAT(Provisioner::Create(*m12_, g_, "J-1", now + 200),
               StatusIs(kDenied, HasSubstr("package expired at")));
   // The OEM cannot make an already expired package.
   o.expires_at = now - 1;
@@ -613,7 +613,7 @@ TEST_F(JobTest, OemRootChangedAfterImportStopsProvisioning) {
   ASSERT_NE(Prov(*m12_, "J-1"), nullptr);
   ASSERT_OK(TrustOem(*m12_, g_, OtherOem().root()));
   EXPECT_THAT(
-      Provisioner::Create(*m12_, "J-1"),
+      Provisioner::Create(*m12_, g_, "J-1"),
       StatusIs(kDenied, HasSubstr("package is not signed by the OEM root group " + g_ +
                                   " trusts ('O=Mallory Devices,CN=Mallory Devices Root CA')")));
   // Only this member's copy changed: 1.1 still takes the package.

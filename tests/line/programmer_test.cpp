@@ -102,7 +102,7 @@ class ProgrammerTest : public hsm::testing::World {
                                                      const std::string& uid,
                                                      const std::string& job) {
     bool hsm_mode = job != "J-DEV";
-    ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*member_, job));
+    ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*member_, g_, job));
     hsm::DeviceRequest req;
     req.uid = uid;
     if (job != "J-PLAIN") {
@@ -212,7 +212,7 @@ TEST_F(ProgrammerTest, VirtualProgrammerProgramsBothKeyModesAndReadsTheSerialBac
   }
   // A locked chip refuses, with the chip's own words; its flash is unchanged.
   Bytes crt = clade::testing::ReadBinary(tray_dir_ + "/CHIP-000001/flash/device.crt");
-  auto again = hsm::Provisioner::Create(*member_, "J-DEV");
+  auto again = hsm::Provisioner::Create(*member_, g_, "J-DEV");
   ASSERT_OK(again);
   hsm::DeviceRequest req;
   req.uid = "CHIP-000001";

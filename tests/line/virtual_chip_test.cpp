@@ -84,7 +84,7 @@ class LineTest : public hsm::testing::World {
   absl::StatusOr<hsm::ProvisioningData> ProvisionFor(const std::string& uid, bool hsm_mode,
                                                      const std::string& device_uid = "") {
     VirtualChip chip = Chip(uid);
-    ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*member_, hsm_mode ? "J-HSM" : "J-DEV"));
+    ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*member_, g_, hsm_mode ? "J-HSM" : "J-DEV"));
     hsm::DeviceRequest req;
     req.uid = device_uid.empty() ? uid : device_uid;
     if (hsm_mode) {
@@ -214,7 +214,7 @@ TEST_F(LineTest, TakesAPlainKeyWhenTheJobAllowsIt) {
       "J-PLAIN", R"({"product": "Legacy", "subject": {"CN": "{uid}"}, "validity": {"days": 1}, )"
                  R"("key_mode": "hsm", "allow_plain_keys": true})");
   ASSERT_OK(hsm::ImportJob(*member_, pkg));
-  auto p = hsm::Provisioner::Create(*member_, "J-PLAIN");
+  auto p = hsm::Provisioner::Create(*member_, g_, "J-PLAIN");
   ASSERT_OK(p);
   hsm::DeviceRequest req;
   req.uid = "CHIP-000004";
@@ -237,7 +237,7 @@ TEST_F(LineTest, LockedChipRefusesSecondProgramming) {
   VirtualChip chip = Chip("CHIP-000001");
   ASSERT_OK(chip.Program(*data));
   Bytes crt = clade::testing::ReadBinary(chip.dir() + "/flash/device.crt");
-  auto again = hsm::Provisioner::Create(*member_, "J-DEV");
+  auto again = hsm::Provisioner::Create(*member_, g_, "J-DEV");
   ASSERT_OK(again);
   hsm::DeviceRequest req;
   req.uid = "CHIP-000001";

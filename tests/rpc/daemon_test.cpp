@@ -158,8 +158,17 @@ TEST_F(DaemonTest, EveryCallChecksTheCallersCertificateAndRole) {
   ASSERT_OK(exp);
   EXPECT_FALSE(exp->export_message().empty());
 
-  // A genuine peer HSM may ask for status; a counterfeit one is refused by the server itself.
-  ASSERT_OK(Connect(peer)->Status());
+  // A line client sees its own group only.
+  ASSERT_EQ(status->groups_size(), 1);
+  EXPECT_EQ(status->groups(0), gid + " 1");
+  // A genuine peer HSM may ask for status, and learns no group; it may not announce (only the
+  // group's operator invites). A counterfeit one is refused by the server itself.
+  ASSERT_OK_AND_ASSIGN(v1::StatusResponse peer_status, Connect(peer)->Status());
+  EXPECT_EQ(peer_status.serial(), "SN-A");
+  EXPECT_EQ(peer_status.groups_size(), 0);
+  EXPECT_THAT(Connect(peer)->Announce(ann),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("role 'hsm' may not call Announce (allowed: operator)")));
   EXPECT_THAT(Connect(counterfeit)->Status(),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("peer HSM is not genuine")));
   // No client certificate: the handshake fails.
@@ -173,29 +182,58 @@ TEST_F(DaemonTest, EveryCallChecksTheCallersCertificateAndRole) {
   EXPECT_THAT(log, HasSubstr("event=stopped"));
 }
 
-TEST_F(DaemonTest, OnlineEnrollmentRunsTheSameChecks) {
+TEST_F(DaemonTest, OnlineEnrollmentNeedsTheOperatorsInvitationForThatSerial) {
   Hsm& a = Make("SN-A");
   std::string gid = Found(a, "Acme");
   Hsm& b = Make("SN-B");
+  Hsm& c = Make("SN-C");
   crypto::Certificate root = a.supplier_root();
+  auto op = IssueClientCert(a, gid, kRoleOperator);
+  ASSERT_OK(op);
   Serve("SN-A");
-  auto client = Connect(HsmCreds(b, root));
+  auto as_op = Connect(ClientCreds(*op));
+  auto as_b = Connect(HsmCreds(b, root));
+  auto as_c = Connect(HsmCreds(c, root));
+
+  // An announcement that names no HSM is not an online invitation.
+  v1::AnnounceRequest open_req;
+  open_req.set_group(gid);
+  ASSERT_OK_AND_ASSIGN(v1::AnnounceResponse open_ann, as_op->Announce(open_req));
+  ASSERT_OK_AND_ASSIGN(Bytes open_request, RequestEnrollment(b, AsSpan(open_ann.announcement())));
+  v1::AdmitRequest open_adm;
+  open_adm.set_request(AsString(open_request));
+  EXPECT_THAT(as_b->Admit(open_adm),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("the announcement names no HSM; online, an HSM is admitted only "
+                                 "on an announcement made for its serial")));
+
+  // The operator invites SN-B.
   v1::AnnounceRequest ann_req;
   ann_req.set_group(gid);
-  auto ann = client->Announce(ann_req);
-  ASSERT_OK(ann);
-  auto request = RequestEnrollment(b, AsSpan(ann->announcement()));
-  ASSERT_OK(request);
+  ann_req.set_for_serial("SN-B");
+  ASSERT_OK_AND_ASSIGN(v1::AnnounceResponse ann, as_op->Announce(ann_req));
+  // SN-C, not invited, refuses the announcement itself, and the sponsor refuses SN-B's request
+  // sent by SN-C.
+  EXPECT_THAT(RequestEnrollment(c, AsSpan(ann.announcement())),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("the announcement admits only SN-B, not SN-C")));
+  ASSERT_OK_AND_ASSIGN(Bytes request, RequestEnrollment(b, AsSpan(ann.announcement())));
   v1::AdmitRequest adm_req;
-  adm_req.set_request(AsString(*request));
-  auto adm = client->Admit(adm_req);
-  ASSERT_OK(adm);
-  EXPECT_EQ(adm->member_id(), "1.1");
-  auto joined = Join(b, AsSpan(adm->response()));
+  adm_req.set_request(AsString(request));
+  EXPECT_THAT(as_c->Admit(adm_req),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("request is signed by SN-B, not by the HSM that sent it")));
+  ASSERT_OK_AND_ASSIGN(v1::AdmitResponse adm, as_b->Admit(adm_req));
+  EXPECT_EQ(adm.member_id(), "1.1");
+  auto joined = Join(b, AsSpan(adm.response()));
   ASSERT_OK(joined);
   EXPECT_EQ(joined->member_id, "1.1");
   // The same request again: the announcement is used up.
-  EXPECT_FALSE(client->Admit(adm_req).ok());
+  EXPECT_THAT(as_b->Admit(adm_req), StatusIs(absl::StatusCode::kPermissionDenied,
+                                             HasSubstr("announcement was already used")));
+  daemon_->Shutdown(1);
+  daemon_.reset();
+  EXPECT_THAT(log_.str(), HasSubstr("event=announce group=" + gid + " for=SN-B"));
 }
 
 // An HSM in two groups keeps them apart on the network too: a client of one group cannot act
@@ -209,8 +247,6 @@ TEST_F(DaemonTest, ClientOfOneGroupCannotActForAnother) {
   Enroll(b, a, other);  // SN-A is in both groups
   auto op = IssueClientCert(a, acme, kRoleOperator);
   ASSERT_OK(op);
-  crypto::Certificate root = a.supplier_root();
-  rpc::ClientCredentials candidate = HsmCreds(c, root);
   Serve("SN-A");
   auto as_op = Connect(ClientCreds(*op));
   v1::AnnounceRequest ann;
@@ -218,14 +254,12 @@ TEST_F(DaemonTest, ClientOfOneGroupCannotActForAnother) {
   EXPECT_THAT(as_op->Announce(ann), StatusIs(absl::StatusCode::kPermissionDenied,
                                              HasSubstr("(role operator) is a client of group " +
                                                        acme + ", not of group " + other)));
-  // A request for the other group, announced to a peer HSM, cannot be admitted by this operator.
-  auto as_peer = Connect(candidate);
-  auto real = as_peer->Announce(ann);
-  ASSERT_OK(real);
+  // A request for the other group, announced by that group's operator (here offline), cannot be
+  // admitted by this operator.
   daemon_->Shutdown(1);
   daemon_.reset();
-  Hsm& c_again = Reopen("SN-C");
-  auto request = RequestEnrollment(c_again, AsSpan(real->announcement()));
+  ASSERT_OK_AND_ASSIGN(Bytes real, Announce(Reopen("SN-A"), other, AnnounceOptions{3600, "SN-C"}));
+  auto request = RequestEnrollment(c, real);
   ASSERT_OK(request);
   Serve("SN-A");
   v1::AdmitRequest adm;
@@ -262,11 +296,10 @@ TEST_F(DaemonTest, GetJobReturnsThePackageAsImportedToClientsOfItsGroup) {
   EXPECT_THAT(
       as_line->GetJob("J-404"),
       StatusIs(absl::StatusCode::kNotFound, HasSubstr("job J-404 is not imported on this member")));
-  // A line of the other group of the same HSM does not see the job.
-  EXPECT_THAT(
-      Connect(ClientCreds(*other_line))->GetJob("J-1"),
-      StatusIs(absl::StatusCode::kPermissionDenied,
-               HasSubstr("(role line) is a client of group " + other + ", not of group " + acme)));
+  // A line of the other group of the same HSM does not see the job: its group selects.
+  EXPECT_THAT(Connect(ClientCreds(*other_line))->GetJob("J-1"),
+              StatusIs(absl::StatusCode::kNotFound,
+                       HasSubstr("job J-1 is not imported on this member for group " + other)));
   // Jobs travel from the OEM to the line, not between HSMs over this call.
   EXPECT_THAT(Connect(peer)->GetJob("J-1"),
               StatusIs(absl::StatusCode::kPermissionDenied,

@@ -32,9 +32,11 @@ TEST_F(ProvisionAuthTest, ALineOfAnotherGroupIsRefusedBeforeAProvisionerIsMade) 
                        Connect(ClientCredsOf(other_line))->Provision({Device("J-1", "DEV-1", 7)}));
   ASSERT_EQ(refused.size(), 1u);
   EXPECT_EQ(refused[0].tag(), 7u);
-  EXPECT_EQ(refused[0].code(), static_cast<int>(absl::StatusCode::kPermissionDenied));
+  // Jobs are keyed by group: only the caller's group is searched, so Acme's job does not exist
+  // for it, and nothing of Acme's job (its CA key, its OEM root) is touched or shown.
+  EXPECT_EQ(refused[0].code(), static_cast<int>(absl::StatusCode::kNotFound));
   EXPECT_THAT(refused[0].error(),
-              HasSubstr("(role line) is a client of group " + other + ", not of group " + acme));
+              HasSubstr("job J-1 is not imported on this HSM for group " + other));
   EXPECT_THAT(refused[0].error(), Not(HasSubstr("OEM root")));
   EXPECT_TRUE(refused[0].device_cert().empty());
   // A job that does not exist is refused as such, for any caller.
@@ -50,8 +52,8 @@ TEST_F(ProvisionAuthTest, ALineOfAnotherGroupIsRefusedBeforeAProvisionerIsMade) 
   EXPECT_THAT(own[0].error(), HasSubstr("package is not signed by the OEM root group " + acme));
 
   Stop();
-  EXPECT_THAT(log_.str(), HasSubstr("event=provision.refused job=J-1 uid=DEV-1 reason=\"the "
-                                    "caller (role line) is a client of group " +
+  EXPECT_THAT(log_.str(), HasSubstr("event=provision.refused job=J-1 uid=DEV-1 reason=\"job J-1 "
+                                    "is not imported on this HSM for group " +
                                     other));
   // Nothing was provisioned, and the log of Acme holds no provisioning.
   Hsm& again = Reopen("SN-A");

@@ -18,11 +18,15 @@
 
 namespace clade::hsm::internal {
 
-// Records "job"/<job id> hold the package as imported (the signed message); "device"/<job>/<uid>
-// a ProvisioningRecord; "job-count"/<job id> the number of devices provisioned by this member.
+// Records "job"/<group id>/<job id> hold the package as imported (the signed message);
+// "device"/<group id>/<job id>/<uid> a ProvisioningRecord; "job-count"/<group id>/<job id> the
+// number of devices provisioned by this member. Keyed by group first: job ids are the OEM's, so
+// two groups of one HSM may each have a job "J2", and neither sees nor blocks the other's.
 inline constexpr char kJobNs[] = "job";
 inline constexpr char kDeviceNs[] = "device";
 inline constexpr char kJobCountNs[] = "job-count";
+// "<group id>/<job id>" (group ids are hex, job ids have no '/').
+std::string JobKey(const std::string& group_id, const std::string& job_id);
 
 struct OpenedJob {
   v1::JobPackage package;
@@ -38,7 +42,8 @@ struct CheckedJob {
 absl::StatusOr<CheckedJob> CheckJob(const OpenedJob& job, const v1::GroupMembership& m,
                                     const crypto::PrivateKey& group_encryption_key, int64_t now);
 
-absl::StatusOr<uint64_t> DeviceCount(const store::Transaction& tx, const std::string& job_id);
+absl::StatusOr<uint64_t> DeviceCount(const store::Transaction& tx, const std::string& group_id,
+                                     const std::string& job_id);
 absl::StatusOr<crypto::PrivateKey> KeyFromPkcs8DerOrPem(const crypto::SecretBytes& bytes);
 
 }  // namespace clade::hsm::internal
