@@ -242,7 +242,10 @@ absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
                         rec.device_uid(),
                         rec.cert_serial(),
                         rec.key_mode(),
-                        std::vector<uint8_t>(rec.cert_sha256().begin(), rec.cert_sha256().end())};
+                        std::vector<uint8_t>(rec.cert_sha256().begin(), rec.cert_sha256().end()),
+                        std::vector<uint8_t>(rec.firmware_sha256().begin(), rec.firmware_sha256().end()),
+                        std::vector<uint8_t>(rec.config_sha256().begin(), rec.config_sha256().end()),
+                        member.Der()};
 }
 
 }  // namespace clade::hsm

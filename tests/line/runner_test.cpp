@@ -85,6 +85,7 @@ class LineRunTest : public World {
     o.job_id = "J-1";
     o.members = std::move(members);
     o.credentials = creds_;
+    o.oem_root = oem_root_;
     o.tray_dir = Tray();
     o.parallel = 4;
     o.give_up_seconds = 0;
