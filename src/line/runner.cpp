@@ -347,7 +347,9 @@ absl::Status Line::SelectDevices() {
   }
   ASSIGN_OR_RETURN(auto attempts, db_->Attempts(o_.job_id));
   for (const auto& a : attempts) {
-    if (a.outcome == AttemptOutcome::kLost) lost_on_[a.uid].insert(a.member_serial);
+    // Lost on the way, or answered and refused by the line's checks: the member may have issued.
+    bool issued = a.outcome == AttemptOutcome::kRefused && !a.cert_serial.empty();
+    if (a.outcome == AttemptOutcome::kLost || issued) lost_on_[a.uid].insert(a.member_serial);
   }
   if (PathExists(PackagePath())) {
     // Kept by an earlier run: members that lack the job can be given it even if none holds it.
@@ -656,7 +658,14 @@ bool Line::OnAnswer(const v1::ProvisionResponse& a) {
   if (!checked.ok()) {
     std::string why = "the answer of member " + m.Name() + " for " + f.uid +
                       " is refused: " + std::string(checked.message());
-    end(AttemptOutcome::kRefused, why, DeviceStatus::kFailed);
+    AttemptEnd e;
+    e.attempt_id = f.attempt_id;
+    e.outcome = AttemptOutcome::kRefused;
+    e.cert_serial = a.cert_serial();  // the member did issue: a rerun there is a reissue
+    e.error = why;
+    e.device_status = DeviceStatus::kFailed;
+    PushEnd(std::move(e));
+    lost_on_[f.uid].insert(m.serial);
     Fail(f.uid, why);
     m.excluded = why;
     return false;
@@ -783,7 +792,9 @@ absl::StatusOr<Line::SessionEnd> Line::Session(size_t* switch_to) {
   }
   reader.join();
   if (!inflight_.empty() || (!queue_.empty() && !target && fatal_.ok())) {
-    std::string why = !m.excluded.empty() ? "refused: " + m.excluded
+    // A member whose answer failed the line's checks is not used again in this run.
+    std::string stopped = m.excluded.empty() ? "stopped answering" : "is not used any more";
+    std::string why = !m.excluded.empty() ? m.excluded
                       : cancelled
                           ? "no answer for " + std::to_string(o_.answer_timeout_seconds) + " s"
                       : end_status.ok() ? "the stream ended"
@@ -796,7 +807,7 @@ absl::StatusOr<Line::SessionEnd> Line::Session(size_t* switch_to) {
       AttemptEnd end;
       end.attempt_id = it->attempt_id;
       end.outcome = AttemptOutcome::kLost;
-      end.error = "member " + m.Name() + " stopped answering: " + why;
+      end.error = "member " + m.Name() + " " + stopped + ": " + why;
       end.device_status = DeviceStatus::kPending;
       PushEnd(std::move(end));
       lost_on_[it->uid].insert(m.serial);
@@ -805,7 +816,7 @@ absl::StatusOr<Line::SessionEnd> Line::Session(size_t* switch_to) {
     inflight_.clear();
     sum_.resent += n;
     ++sum_.failovers;
-    Say("member " + m.Name() + " at " + m.address + " stopped answering (" + why + "); " +
+    Say("member " + m.Name() + " at " + m.address + " " + stopped + " (" + why + "); " +
         Plural(n, "device") + " in flight " + (n == 1 ? "is" : "are") + " sent again");
     (void)FlushEnds(true);
     m.client.reset();
