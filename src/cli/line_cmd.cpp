@@ -103,9 +103,8 @@ void AddRun(CLI::App& line, Dispatch& dispatch) {
       if (oem_pem) {
         auto root = crypto::Certificate::FromPem(*oem_pem);
         if (!root.ok()) {
-          return Annotate(root.status(), a->oem_root.empty()
-                                             ? a->client + "/" + kClientOemRootFile
-                                             : a->oem_root);
+          return Annotate(root.status(),
+                          a->oem_root.empty() ? a->client + "/" + kClientOemRootFile : a->oem_root);
         }
         o.oem_root = *std::move(root);
       }

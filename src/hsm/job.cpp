@@ -187,8 +187,7 @@ absl::StatusOr<VerifiedJobPackage> VerifyJobPackage(std::span<const uint8_t> pac
                                                     const std::string& group_id, int64_t now) {
   if (now == 0) now = NowUnix();
   ASSIGN_OR_RETURN(internal::OpenedJob job, internal::OpenJob(package));
-  ASSIGN_OR_RETURN(VerifiedJobPackage out,
-                   internal::VerifyOpenedJob(job, oem_root, group_id, now));
+  ASSIGN_OR_RETURN(VerifiedJobPackage out, internal::VerifyOpenedJob(job, oem_root, group_id, now));
   const std::string& fw = job.package.firmware();
   const std::string& cfg = job.package.config();
   out.firmware.assign(fw.begin(), fw.end());
@@ -205,7 +204,8 @@ absl::StatusOr<std::optional<crypto::Certificate>> AcceptedOemRoot(Hsm& hsm,
   }));
   if (!m) return absl::NotFoundError("this HSM is not a member of group " + group_id);
   if (m->group().oem_root().empty()) return std::optional<crypto::Certificate>();
-  ASSIGN_OR_RETURN(auto root, internal::CertFromBytes(m->group().oem_root(), "the group's OEM root"));
+  ASSIGN_OR_RETURN(auto root,
+                   internal::CertFromBytes(m->group().oem_root(), "the group's OEM root"));
   return std::optional<crypto::Certificate>(std::move(root));
 }
 

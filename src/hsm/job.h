@@ -137,8 +137,7 @@ class Provisioner {
 struct VerifiedRecord {
   std::string group_id, member_id, job_id, device_uid, cert_serial, key_mode;
   std::vector<uint8_t> cert_sha256;
-  std::vector<uint8_t> firmware_sha256, config_sha256;  // empty when none was handed out
-  std::vector<uint8_t> signer_der;                      // the member certificate that signed it
+  std::vector<uint8_t> firmware_sha256 = {}, config_sha256 = {};  // empty: none handed out
 };
 absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
     std::span<const uint8_t> record, const std::vector<crypto::Certificate>& group_ca_chain,

@@ -3,11 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
 #include "crypto/x509.h"
+#include "hsm/job.h"
 
 namespace clade::hsm {
 
@@ -27,5 +29,12 @@ struct VerifiedMember {
 absl::StatusOr<VerifiedMember> VerifyMemberCert(
     const crypto::Certificate& member_cert, const std::vector<crypto::Certificate>& group_ca_chain,
     const crypto::Certificate& supplier_root, int64_t now = 0);
+
+// VerifyProvisioningRecord for a member the caller verified already (a line checks a member
+// once, then each of its records on the hot path): the record's signature verifies with
+// `member`'s certificate, which must be the record's signer, and the record names that member
+// and its group. PermissionDenied "provisioning record is signed by 'CN=…', not by member M".
+absl::StatusOr<VerifiedRecord> VerifyMemberRecord(std::span<const uint8_t> record,
+                                                  const VerifiedMember& member);
 
 }  // namespace clade::hsm

@@ -56,12 +56,12 @@ struct DeviceAnswer {
 
 // Checks one answer of `member` for the verified `job`: the device certificate verifies to the
 // job's device-issuing CA and OEM root (the package's chain, not one a server sends) at `now`,
-// has the serial the answer names, and in device key mode certifies the chip's key; the record
-// verifies under the group, is signed by `member`'s certificate, and names this job, uid, serial,
-// certificate digest, key mode and the SHA-256 of the job's firmware and config.
+// has the serial the answer names, and in device key mode certifies the chip's key; the record is
+// signed by `member`'s certificate (verified under the group by CheckServerIsMember) and names
+// this job, uid, serial, certificate digest, key mode and the SHA-256 of the job's firmware and
+// config.
 // PermissionDenied naming the failed check, e.g. "the record names uid U2, not U1".
-absl::Status CheckAnswer(const hsm::VerifiedJobPackage& job, const LineGroup& group,
-                         const hsm::VerifiedMember& member, const AskedDevice& asked,
-                         const DeviceAnswer& answer, int64_t now = 0);
+absl::Status CheckAnswer(const hsm::VerifiedJobPackage& job, const hsm::VerifiedMember& member,
+                         const AskedDevice& asked, const DeviceAnswer& answer, int64_t now = 0);
 
 }  // namespace clade::line

@@ -438,7 +438,8 @@ absl::Status Line::Activate(size_t i) {
   }
   auto server_cert = crypto::Certificate::FromPem(server_pem);
   if (!server_cert.ok()) return not_member(server_cert.status());
-  auto member = CheckServerIsMember(*group_, *server_cert, crypto::AsBytes(st->member_cert()), Now());
+  auto member =
+      CheckServerIsMember(*group_, *server_cert, crypto::AsBytes(st->member_cert()), Now());
   if (!member.ok()) return not_member(member.status());
   m.serial = member->hsm_serial;
   m.member_id = member->member_id;
@@ -652,7 +653,7 @@ bool Line::OnAnswer(const v1::ProvisionResponse& a) {
     return true;
   }
   absl::Status checked = CheckAnswer(
-      job_->verified, *group_, *m.verified, AskedDevice{f.uid, f.chip_key},
+      job_->verified, *m.verified, AskedDevice{f.uid, f.chip_key},
       DeviceAnswer{crypto::AsBytes(a.device_cert()), a.cert_serial(), crypto::AsBytes(a.record())},
       Now());
   if (!checked.ok()) {

@@ -42,7 +42,8 @@ class AnswerCheckTest : public World {
     ASSERT_OK(TrustOem(a, gid_, o->root()));
     Enroll(a, b, gid_);
     for (const char* job : {"J-1", "J-2"}) {
-      auto pkg = Package(*o, a, gid_, job, Bytes{'f', 'w', '1'}, dir_.File(std::string("gx-") + job));
+      auto pkg =
+          Package(*o, a, gid_, job, Bytes{'f', 'w', '1'}, dir_.File(std::string("gx-") + job));
       ASSERT_OK(pkg);
       ASSERT_OK(ImportJob(a, *pkg));
       ASSERT_OK(ImportJob(b, *pkg));
@@ -108,10 +109,8 @@ class AnswerCheckTest : public World {
     return Issued{d.device_cert_der, d.cert_serial, d.record};
   }
 
-  absl::Status Check(const Issued& got, const std::string& uid = "U-1",
-                     const VerifiedMember* member = nullptr) {
-    return line::CheckAnswer(*job_, *group_, member ? *member : *member_b_,
-                             line::AskedDevice{uid, (*chip_key_).Public()},
+  absl::Status Check(const Issued& got, const std::string& uid = "U-1") {
+    return line::CheckAnswer(*job_, *member_b_, line::AskedDevice{uid, (*chip_key_).Public()},
                              line::DeviceAnswer{got.cert, got.serial, got.record});
   }
 
@@ -177,8 +176,8 @@ TEST_F(AnswerCheckTest, RefusesARecordForAnotherUidJobOrSerial) {
   // The answer's own serial must be its certificate's.
   swapped = good;
   swapped.serial = again.serial;
-  EXPECT_THAT(Check(swapped), StatusIs(kDenied, HasSubstr("the answer names certificate serial " +
-                                                          again.serial)));
+  EXPECT_THAT(Check(swapped),
+              StatusIs(kDenied, HasSubstr("the answer names certificate serial " + again.serial)));
   // Another certificate of the same job and uid, under the record of the first.
   swapped = again;
   swapped.record = good.record;
@@ -213,19 +212,25 @@ TEST_F(AnswerCheckTest, RefusesARecordSignedByANonMemberOrAnotherMember) {
   ASSERT_OK_AND_ASSIGN(Issued good, Provision("SN-B", "J-1", "U-1", *chip_key_));
   // The outsider signs the same record with its identity.
   ASSERT_OK_AND_ASSIGN(auto rec, PayloadOf<v1::ProvisioningRecord>(good.record));
-  ASSERT_OK_AND_ASSIGN(Bytes by_outsider,
-                       SealAs(*hsms_["SN-C"], kProvisioningRecordType, rec));
+  ASSERT_OK_AND_ASSIGN(Bytes by_outsider, SealAs(*hsms_["SN-C"], kProvisioningRecordType, rec));
   Issued forged = good;
   forged.record = by_outsider;
   EXPECT_THAT(Check(forged),
-              StatusIs(kDenied, HasSubstr("the record does not verify: provisioning record is not "
-                                          "signed by a member of group " + gid_)));
+              StatusIs(kDenied, HasSubstr("the record does not verify: provisioning record is "
+                                          "signed by 'serialNumber=SN-C")));
+  EXPECT_THAT(Check(forged), StatusIs(kDenied, HasSubstr("', not by member 1.1 (")));
   // Member 1 signs what member 1.1 answered.
   ASSERT_OK_AND_ASSIGN(forged.record,
                        ResignAsMember(*hsms_["SN-A"], good.record,
                                       [](v1::ProvisioningRecord& r) { r.set_member_id("1"); }));
-  EXPECT_THAT(Check(forged), StatusIs(kDenied, HasSubstr("the record is signed by member 1, not "
-                                                         "by member 1.1 that answered")));
+  EXPECT_THAT(Check(forged), StatusIs(kDenied, HasSubstr("CN=Clade member 1', not by member 1.1")));
+  // Member 1.1's own signature on a record that claims member 1.
+  ASSERT_OK_AND_ASSIGN(forged.record,
+                       ResignAsMember(*hsms_["SN-B"], good.record,
+                                      [](v1::ProvisioningRecord& r) { r.set_member_id("1"); }));
+  EXPECT_THAT(Check(forged),
+              StatusIs(kDenied, HasSubstr("provisioning record claims member 1 of group " + gid_ +
+                                          ", the signer is 1.1")));
 }
 
 TEST_F(AnswerCheckTest, RefusesAServerThatIsNotAMember) {
