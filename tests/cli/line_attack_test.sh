@@ -69,6 +69,7 @@ D3=$ADDR
 
 expect_ok "$CLADE" group issue-client --state "$T/h1" --group Acme --role line --out "$T/line"
 expect_out "oem-root.crt"
+expect_ok "$CLADE" group issue-client --state "$T/h1" --group Acme --role operator --out "$T/op"
 cmp -s "$T/line/oem-root.crt" "$T/oem/root.crt" || fail "oem-root.crt is not the group's OEM root"
 expect_ok "$CLADE" group export --state "$T/h1" --group Acme --out "$T/gx"
 
@@ -126,6 +127,17 @@ for chip in "$T"/tray/*/chip.json; do
 done
 expect_ok "$CLADE" device verify --tray "$T/tray" --oem-root "$T/oem/root.crt" --job J-1
 expect_out "3 chips: 3 ok, 0 failed"
+# Every certificate the members issued is explained: on a chip, or by an attempt the line refused
+# or lost.
+for n in 1 2; do
+  d=D$n
+  expect_ok "$CLADE" hsm call export-audit --connect "${!d}" --client "$T/op" --out "$T/a$n.exp"
+done
+expect_ok "$CLADE" line reconcile --db "$T/tray/line.db" --job J-1 --group-export "$T/gx" \
+  "$T/a1.exp" "$T/a2.exp"
+expect_out "0 problems"
+grep -q "never delivered: the answer of member 1.1 (SN-0002) for CHIP-000001 is refused" "$T/out" ||
+  { cat "$T/out" >&2; fail "reconcile does not explain the refused answer's certificate"; }
 
 # --- A genuine HSM outside the group at a listed address: refused; the line moves on. -----------
 expect_ok "$CLADE" device make-tray --dir "$T/tray2" --count 3 --prefix B-

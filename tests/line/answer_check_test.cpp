@@ -57,6 +57,9 @@ class AnswerCheckTest : public World {
     auto pkg2 = Package(*o2, c, other_gid_, "J-1", Bytes{'f', 'w', '1'}, dir_.File("gx-other"));
     ASSERT_OK(pkg2);
     ASSERT_OK(ImportJob(c, *pkg2));
+    other_package_ = *pkg2;
+    oem_root_.emplace(o->root());
+    other_oem_root_.emplace(o2->root());
 
     auto client = IssueClientCert(a, gid_, kRoleLine);
     ASSERT_OK(client);
@@ -129,12 +132,30 @@ class AnswerCheckTest : public World {
   }
 
   std::string gid_, other_gid_;
-  Bytes package_;
+  Bytes package_, other_package_;
+  std::optional<crypto::Certificate> oem_root_, other_oem_root_;
   std::optional<line::LineGroup> group_;
   std::optional<VerifiedJobPackage> job_;
   std::optional<VerifiedMember> member_b_;
   std::optional<crypto::PrivateKey> chip_key_, other_key_;
 };
+
+TEST_F(AnswerCheckTest, TheJobPackageIsCheckedAgainstTheOemRootAndTheLinesGroup) {
+  EXPECT_EQ(job_->job_id, "J-1");
+  EXPECT_EQ(job_->firmware, (Bytes{'f', 'w', '1'}));
+  EXPECT_EQ(job_->firmware_sha256, crypto::Sha256(job_->firmware));
+  EXPECT_TRUE(job_->config_sha256.empty());
+  // The genuine package, checked against another OEM's root.
+  EXPECT_THAT(VerifyJobPackage(package_, *other_oem_root_, gid_),
+              StatusIs(kDenied, HasSubstr("package is not signed by the OEM root group " + gid_ +
+                                          " trusts ('" + other_oem_root_->Subject() + "')")));
+  // Another group's package, signed by the OEM root it names: not for the line's group.
+  EXPECT_THAT(
+      VerifyJobPackage(other_package_, *other_oem_root_, gid_),
+      StatusIs(kDenied, HasSubstr("package is for group " + other_gid_ + ", not group " + gid_)));
+  // Against its own OEM root and group it passes.
+  EXPECT_OK(VerifyJobPackage(package_, *oem_root_, gid_));
+}
 
 TEST_F(AnswerCheckTest, AcceptsAGoodAnswer) {
   ASSERT_OK_AND_ASSIGN(Issued got, Provision("SN-B", "J-1", "U-1", *chip_key_));
