@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The line checks what it receives (docs/operations.md, "What the line checks"), against real
 # daemons on loopback ports chosen at run time: a forged job package (another OEM root, other
-# firmware) kept in the tray is refused with no chip programmed; an OEM root given wrongly on the
-# command line lets no member's answer through; a client directory without an OEM root is refused
-# naming both ways to give one; a genuine HSM outside the group at a listed address is refused and
-# the line moves on to a real member.
+# firmware) kept in the tray is refused with no chip programmed, and so is one swapped in after a
+# good run; an OEM root given wrongly on the command line lets no member's answer through (each
+# refused answer recorded, and explained by `line reconcile`); a client directory without an OEM
+# root is refused naming both ways to give one; a genuine HSM outside the group at a listed
+# address is refused and the line moves on to a real member.
 source "$(dirname "$0")/lib.sh"
 pids=()
 cleanup() {
@@ -138,6 +139,11 @@ expect_ok "$CLADE" line reconcile --db "$T/tray/line.db" --job J-1 --group-expor
 expect_out "0 problems"
 grep -q "never delivered: the answer of member 1.1 (SN-0002) for CHIP-000001 is refused" "$T/out" ||
   { cat "$T/out" >&2; fail "reconcile does not explain the refused answer's certificate"; }
+# The kept copy is checked again on every run: swapped for the forgery after the run, it is
+# refused on the next.
+cp "$T/forged.pkg" "$T/tray/jobs/J-1.package"
+expect_fail 1 "$T/tray/jobs/J-1.package: package is not signed by the OEM root group $GID trusts" \
+  "$CLADE" line run --job J-1 --hsm "$D2,$D1" --client "$T/line" --tray "$T/tray" --progress none
 
 # --- A genuine HSM outside the group at a listed address: refused; the line moves on. -----------
 expect_ok "$CLADE" device make-tray --dir "$T/tray2" --count 3 --prefix B-
