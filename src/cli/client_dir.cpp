@@ -18,4 +18,11 @@ absl::StatusOr<rpc::ClientCredentials> ReadClientDirectory(const std::string& di
   return creds;
 }
 
+absl::StatusOr<std::optional<std::string>> ReadClientOemRoot(const std::string& dir) {
+  std::string path = dir + "/" + kClientOemRootFile;
+  if (!PathExists(path)) return std::optional<std::string>();
+  ASSIGN_OR_RETURN(std::string pem, ReadFileString(path, crypto::kMaxChainPem));
+  return std::optional<std::string>(std::move(pem));
+}
+
 }  // namespace clade::cli

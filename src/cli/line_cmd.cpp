@@ -1,9 +1,12 @@
 // `clade line run`: the provisioning equipment server of one production line.
 #include <iostream>
 #include <memory>
+#include <optional>
 
+#include "base/files.h"
 #include "cli/client_dir.h"
 #include "cli/commands.h"
+#include "crypto/x509.h"
 #include "line/runner.h"
 
 namespace clade::cli {
@@ -20,13 +23,21 @@ constexpr char kRunHelp[] =
     "  Every device is recorded in the line database (SQLite, default TRAY/line.db) before it is "
     "sent and after its chip is programmed; a rerun with the same database skips done chips.\n"
     "  The job package is fetched from a member holding the job, kept as TRAY/jobs/<job>.package "
-    "(for `clade device verify --job`), and imported on members that lack it.\n"
+    "(for `clade device verify --job`), and imported on members that lack it. Fetched or kept, it "
+    "is checked as `clade job import` checks it: signed by the OEM root (--oem-root, default "
+    "CLIENT/oem-root.crt), for the group of the line's client certificate, not expired.\n"
+    "  Nothing a member says is believed unchecked: each member must show a member certificate "
+    "of the group for the key of its TLS certificate, and each answer must carry a device "
+    "certificate of the job's device-issuing CA (for the chip's own key in device key mode) and "
+    "the member's signed record of this job, uid, certificate, firmware and config. A member "
+    "that fails a check is not used again in the run (the device fails with the reason); the "
+    "line moves on to the next.\n"
     "  Exit status: 0 when every selected chip is done, 1 when any failed or was left "
     "unprovisioned (the summary names each), 2 for a usage error.";
 
 void AddRun(CLI::App& line, Dispatch& dispatch) {
   struct Args {
-    std::string job, hsm, client, tray, db, programmer = "virtual", progress = "auto";
+    std::string job, hsm, client, tray, db, programmer = "virtual", progress = "auto", oem_root;
     size_t devices = 0;
     int parallel = 8, answer_timeout = 20, give_up = 60, programmer_timeout = 120;
   };
@@ -41,6 +52,9 @@ void AddRun(CLI::App& line, Dispatch& dispatch) {
                   "Client directory of role line (`clade group issue-client --role line`)")
       ->required();
   cmd->add_option("--tray", a->tray, "Tray directory (`clade device make-tray`)")->required();
+  cmd->add_option("--oem-root", a->oem_root,
+                  "PEM of the OEM root the job package must be signed by (default: oem-root.crt "
+                  "of the --client directory, written by `clade group issue-client`)");
   cmd->add_option("--devices", a->devices, "Provision the first N chips of the tray (default all)");
   cmd->add_option("--db", a->db, "Line database (default TRAY/line.db)");
   cmd->add_option("--programmer", a->programmer,
@@ -80,6 +94,20 @@ void AddRun(CLI::App& line, Dispatch& dispatch) {
         start = comma + 1;
       }
       ASSIGN_OR_RETURN(o.credentials, ReadClientDirectory(a->client));
+      std::optional<std::string> oem_pem;
+      if (!a->oem_root.empty()) {
+        ASSIGN_OR_RETURN(oem_pem, ReadFileString(a->oem_root, crypto::kMaxChainPem));
+      } else {
+        ASSIGN_OR_RETURN(oem_pem, ReadClientOemRoot(a->client));
+      }
+      if (oem_pem) {
+        auto root = crypto::Certificate::FromPem(*oem_pem);
+        if (!root.ok()) {
+          return Annotate(root.status(),
+                          a->oem_root.empty() ? a->client + "/" + kClientOemRootFile : a->oem_root);
+        }
+        o.oem_root = *std::move(root);
+      }
       o.tray_dir = a->tray;
       o.devices = a->devices;
       o.db_path = a->db;

@@ -2,8 +2,11 @@
 // parts of `clade group`: `issue-client` (a line/operator client certificate) and `enroll`
 // (request → admit → join against a running member, on an announcement its operator made).
 #include <pthread.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -18,6 +21,7 @@
 #include "hsm/enrollment.h"
 #include "hsm/group.h"
 #include "hsm/hsm.h"
+#include "hsm/job.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
 #include "wire/envelope.h"
@@ -185,7 +189,9 @@ void AddIssueClient(CLI::App& group, Dispatch& dispatch) {
       "Issue a client certificate for a line server or an operator, signed by the group CA, "
       "for calling HSM daemons of this group (`clade hsm serve`). Writes DIR/client.key "
       "(keep it secret), DIR/client-chain.pem (client cert, group CA, founder identity, "
-      "supplier issuing CA) and DIR/supplier-root.crt (to check the daemons' certificates).");
+      "supplier issuing CA), DIR/supplier-root.crt (to check the daemons' certificates) and, "
+      "when the group accepts an OEM root, DIR/oem-root.crt (what `clade line run` checks its "
+      "job package against).");
   cmd->add_option("--state", a->state, "HSM state directory (any member of the group)")->required();
   cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
   cmd->add_option("--role", a->role, "line (provision, import jobs, status) or operator (all)")
@@ -205,10 +211,20 @@ void AddIssueClient(CLI::App& group, Dispatch& dispatch) {
       RETURN_IF_ERROR(
           WriteFileAtomic(a->out + "/client-chain.pem", crypto::Certificate::ChainToPem(c.chain)));
       RETURN_IF_ERROR(WriteFileAtomic(a->out + "/supplier-root.crt", c.supplier_root.Pem()));
+      // The OEM root the group accepts: `line run` checks its job package against it.
+      ASSIGN_OR_RETURN(auto oem_root, hsm::AcceptedOemRoot(*h, gid));
+      std::string oem_path = a->out + "/" + kClientOemRootFile;
+      if (oem_root) {
+        RETURN_IF_ERROR(WriteFileAtomic(oem_path, oem_root->Pem()));
+      } else if (::unlink(oem_path.c_str()) != 0 && errno != ENOENT) {
+        return absl::FailedPreconditionError("cannot remove " + oem_path + ": " +
+                                             std::strerror(errno));
+      }
       std::cout << "client certificate for role " << a->role << " in group " << gid << "\n"
                 << "subject: " << c.chain[0].Subject() << "\n"
                 << "fingerprint: " << c.chain[0].Fingerprint() << "\n"
-                << "wrote " << a->out << "/client.key, client-chain.pem, supplier-root.crt\n";
+                << "wrote " << a->out << "/client.key, client-chain.pem, supplier-root.crt"
+                << (oem_root ? ", oem-root.crt" : "") << "\n";
       return absl::OkStatus();
     };
   });

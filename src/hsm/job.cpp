@@ -26,15 +26,14 @@ absl::StatusOr<OpenedJob> OpenJob(std::span<const uint8_t> package) {
   return OpenedJob{std::move(parsed), env.signer_chain.front()};
 }
 
-absl::StatusOr<CheckedJob> CheckJob(const OpenedJob& job, const v1::GroupMembership& m,
-                                    const crypto::PrivateKey& group_encryption_key, int64_t now) {
+absl::StatusOr<VerifiedJobPackage> VerifyOpenedJob(const OpenedJob& job,
+                                                   const crypto::Certificate& oem_root,
+                                                   const std::string& group_id, int64_t now) {
   const v1::JobPackage& pkg = job.package;
-  const std::string& group_id = m.group().group_id();
-  if (m.group().oem_root().empty()) {
-    return absl::FailedPreconditionError("group " + group_id +
-                                         " trusts no OEM root yet (clade group trust-oem)");
+  if (pkg.group_id() != group_id) {
+    return absl::PermissionDeniedError("package is for group " + pkg.group_id() + ", not group " +
+                                       group_id);
   }
-  ASSIGN_OR_RETURN(auto oem_root, CertFromBytes(m.group().oem_root(), "the group's OEM root"));
   if (!(job.signer == oem_root)) {
     return absl::PermissionDeniedError("package is not signed by the OEM root group " + group_id +
                                        " trusts ('" + oem_root.Subject() + "')");
@@ -77,6 +76,30 @@ absl::StatusOr<CheckedJob> CheckJob(const OpenedJob& job, const v1::GroupMembers
       !digest_ok(pkg.config(), pkg.config_sha256())) {
     return absl::PermissionDeniedError("config digest does not match the config");
   }
+  VerifiedJobPackage out;
+  out.job_id = pkg.job_id();
+  out.group_id = pkg.group_id();
+  out.profile = std::move(profile);
+  out.device_ca_chain = std::move(chain);
+  out.expires_at = pkg.expires_at();
+  auto bytes = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  if (!pkg.firmware().empty()) out.firmware_sha256 = bytes(pkg.firmware_sha256());
+  if (!pkg.config().empty()) out.config_sha256 = bytes(pkg.config_sha256());
+  return out;
+}
+
+absl::StatusOr<CheckedJob> CheckJob(const OpenedJob& job, const v1::GroupMembership& m,
+                                    const crypto::PrivateKey& group_encryption_key, int64_t now) {
+  const v1::JobPackage& pkg = job.package;
+  const std::string& group_id = m.group().group_id();
+  if (m.group().oem_root().empty()) {
+    return absl::FailedPreconditionError("group " + group_id +
+                                         " trusts no OEM root yet (clade group trust-oem)");
+  }
+  ASSIGN_OR_RETURN(auto oem_root, CertFromBytes(m.group().oem_root(), "the group's OEM root"));
+  ASSIGN_OR_RETURN(VerifiedJobPackage verified, VerifyOpenedJob(job, oem_root, group_id, now));
+  DeviceProfile& profile = verified.profile;
+  std::vector<crypto::Certificate>& chain = verified.device_ca_chain;
   ASSIGN_OR_RETURN(auto enc_cert,
                    CertFromBytes(m.group().encryption_cert(), "group encryption certificate"));
   auto ca_key_bytes =
@@ -158,6 +181,33 @@ absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package,
         AuditEvent{pkg.group_id(), m->member_id(), audit_op::kJobImport, pkg.job_id()}, now);
   }));
   return Summarize(pkg, checked.profile, checked.device_ca_chain[0].Subject(), count);
+}
+
+absl::StatusOr<VerifiedJobPackage> VerifyJobPackage(std::span<const uint8_t> package,
+                                                    const crypto::Certificate& oem_root,
+                                                    const std::string& group_id, int64_t now) {
+  if (now == 0) now = NowUnix();
+  ASSIGN_OR_RETURN(internal::OpenedJob job, internal::OpenJob(package));
+  ASSIGN_OR_RETURN(VerifiedJobPackage out, internal::VerifyOpenedJob(job, oem_root, group_id, now));
+  const std::string& fw = job.package.firmware();
+  const std::string& cfg = job.package.config();
+  out.firmware.assign(fw.begin(), fw.end());
+  out.config.assign(cfg.begin(), cfg.end());
+  return out;
+}
+
+absl::StatusOr<std::optional<crypto::Certificate>> AcceptedOemRoot(Hsm& hsm,
+                                                                   const std::string& group_id) {
+  std::optional<v1::GroupMembership> m;
+  RETURN_IF_ERROR(hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(m, internal::LoadMembership(tx, group_id));
+    return absl::OkStatus();
+  }));
+  if (!m) return absl::NotFoundError("this HSM is not a member of group " + group_id);
+  if (m->group().oem_root().empty()) return std::optional<crypto::Certificate>();
+  ASSIGN_OR_RETURN(auto root,
+                   internal::CertFromBytes(m->group().oem_root(), "the group's OEM root"));
+  return std::optional<crypto::Certificate>(std::move(root));
 }
 
 absl::StatusOr<std::vector<JobSummary>> ListJobs(Hsm& hsm, const std::string& group_id) {

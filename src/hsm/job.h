@@ -48,6 +48,33 @@ struct JobSummary {
 // for this group's encryption key: …". Importing the same package again is a no-op. Jobs are
 // kept per group: another group's job with the same id is another job.
 absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package, int64_t now = 0);
+
+// A job package whose signature and contents were checked by VerifyJobPackage: what a member
+// imports, and what a line programs.
+struct VerifiedJobPackage {
+  std::string job_id;
+  std::string group_id;
+  DeviceProfile profile;
+  std::vector<crypto::Certificate> device_ca_chain;  // device-issuing CA, OEM root
+  int64_t expires_at = 0;                            // 0 = none
+  std::vector<uint8_t> firmware;                     // empty when the package carries none
+  std::vector<uint8_t> config;
+  // The package's digests, checked against the contents; empty when there is no firmware
+  // (config), as a member's provisioning record then carries them.
+  std::vector<uint8_t> firmware_sha256;
+  std::vector<uint8_t> config_sha256;
+};
+// The checks of `job import` that need no member's secrets (ImportJob makes them, then opens the
+// wrapped CA key): signed by `oem_root`, for group `group_id`, not expired at `now`, a valid job
+// id and profile, the device-issuing CA a CA issued by `oem_root`, digests matching. Refusals as
+// ImportJob's, e.g. "package is for group X, not group Y", "package is not signed by the OEM root
+// group Y trusts ('CN=…')".
+absl::StatusOr<VerifiedJobPackage> VerifyJobPackage(std::span<const uint8_t> package,
+                                                    const crypto::Certificate& oem_root,
+                                                    const std::string& group_id, int64_t now = 0);
+// The OEM root group `group_id` accepts job packages from (clade group trust-oem), if any.
+absl::StatusOr<std::optional<crypto::Certificate>> AcceptedOemRoot(Hsm& hsm,
+                                                                   const std::string& group_id);
 // The jobs of every group of this HSM, or of `group_id` only.
 absl::StatusOr<std::vector<JobSummary>> ListJobs(Hsm& hsm, const std::string& group_id = "");
 // The one group job `job_id` is imported for, for callers that name no group (the offline CLI on
@@ -119,6 +146,7 @@ class Provisioner {
 struct VerifiedRecord {
   std::string group_id, member_id, job_id, device_uid, cert_serial, key_mode;
   std::vector<uint8_t> cert_sha256;
+  std::vector<uint8_t> firmware_sha256 = {}, config_sha256 = {};  // empty: none handed out
 };
 absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
     std::span<const uint8_t> record, const std::vector<crypto::Certificate>& group_ca_chain,

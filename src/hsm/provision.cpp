@@ -248,13 +248,16 @@ absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
                                        " of group " + rec.group_id() + ", the signer is " +
                                        id.ToString() + " of group " + group.group_id);
   }
-  return VerifiedRecord{rec.group_id(),
-                        rec.member_id(),
-                        rec.job_id(),
-                        rec.device_uid(),
-                        rec.cert_serial(),
-                        rec.key_mode(),
-                        std::vector<uint8_t>(rec.cert_sha256().begin(), rec.cert_sha256().end())};
+  VerifiedRecord out{rec.group_id(),
+                     rec.member_id(),
+                     rec.job_id(),
+                     rec.device_uid(),
+                     rec.cert_serial(),
+                     rec.key_mode(),
+                     std::vector<uint8_t>(rec.cert_sha256().begin(), rec.cert_sha256().end())};
+  out.firmware_sha256.assign(rec.firmware_sha256().begin(), rec.firmware_sha256().end());
+  out.config_sha256.assign(rec.config_sha256().begin(), rec.config_sha256().end());
+  return out;
 }
 
 }  // namespace clade::hsm

@@ -142,8 +142,8 @@ absl::StatusOr<ReconcileReport> Reconcile(const DeviceDb& db, const std::string&
   }
 
   // 3. Every certificate issued that no chip carries: an attempt of this line explains it — first
-  // a program-failed attempt with that very serial, then any lost attempt of that uid on that
-  // member (each used once).
+  // a program-failed attempt with that very serial, then an answer with that serial the line
+  // refused (answer_check.h), then any lost attempt of that uid on that member (each used once).
   std::vector<const Issue*> undelivered;
   for (const Issue& i : issues) {
     if (!carried.contains(i.key)) undelivered.push_back(&i);
@@ -151,7 +151,8 @@ absl::StatusOr<ReconcileReport> Reconcile(const DeviceDb& db, const std::string&
   r.undelivered = undelivered.size();
   std::vector<bool> used(attempts.size(), false);
   std::vector<const AttemptRow*> explained_by(undelivered.size(), nullptr);
-  for (const AttemptOutcome outcome : {AttemptOutcome::kProgramFailed, AttemptOutcome::kLost}) {
+  for (const AttemptOutcome outcome :
+       {AttemptOutcome::kProgramFailed, AttemptOutcome::kRefused, AttemptOutcome::kLost}) {
     for (size_t u = 0; u < undelivered.size(); ++u) {
       if (explained_by[u] != nullptr) continue;
       const Issue& i = *undelivered[u];
@@ -160,7 +161,7 @@ absl::StatusOr<ReconcileReport> Reconcile(const DeviceDb& db, const std::string&
         if (used[k] || a.outcome != outcome || a.uid != i.uid || a.member_id != i.member_id) {
           continue;
         }
-        if (outcome == AttemptOutcome::kProgramFailed && Normalized(a.cert_serial) != i.key) {
+        if (outcome != AttemptOutcome::kLost && Normalized(a.cert_serial) != i.key) {
           continue;
         }
         used[k] = true;

@@ -25,9 +25,10 @@
 #include "clade/v1/job.pb.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
-#include "hsm/internal/jobs.h"
 #include "hsm/job.h"
+#include "hsm/member_cert.h"
 #include "hsm/profile.h"
+#include "line/answer_check.h"
 #include "line/device_db.h"
 #include "line/programmer.h"
 
@@ -45,14 +46,13 @@ double SecondsSince(SteadyClock::time_point t) {
   return std::chrono::duration<double>(SteadyClock::now() - t).count();
 }
 
-// The job as the line needs it: the package as a member holds it, and what goes on every chip.
+// The job as the line needs it: the package as a member holds it, and what it was checked to
+// hold (the chain certificates are checked against, the firmware and config every chip gets).
 struct Job {
   std::vector<uint8_t> package;
-  std::string group_id;
+  hsm::VerifiedJobPackage verified;
   std::string product;
   bool hsm_mode = false;
-  std::vector<uint8_t> firmware;
-  std::vector<uint8_t> config;
 };
 
 // What the reader threads, the prober and the programming workers tell the main loop.
@@ -158,6 +158,7 @@ struct Member {
   std::string serial;
   std::string member_id;
   std::string excluded;  // why this member is not used in this run ("" = usable)
+  std::optional<hsm::VerifiedMember> verified;  // what its member certificate proved
   std::string Name() const { return member_id.empty() ? address : member_id + " (" + serial + ")"; }
 };
 
@@ -173,6 +174,7 @@ struct InFlight {
   std::string uid;
   int64_t attempt_id = 0;
   bool reissue = false;
+  std::optional<crypto::PublicKey> chip_key;  // device key mode: the key the chip made
 };
 
 class Line {
@@ -210,7 +212,8 @@ class Line {
   void Fill(rpc::ProvisionStream& stream);
   void PushEnd(AttemptEnd end);
   void Fail(const std::string& uid, const std::string& why);
-  void OnAnswer(const v1::ProvisionResponse& a);
+  // False when the answer failed a check: the member in use is refused from then on.
+  bool OnAnswer(const v1::ProvisionResponse& a);
   void OnProgrammed(const Event& e);
   absl::Status FlushEnds(bool force);
   void Progress(bool final);
@@ -226,7 +229,7 @@ class Line {
   size_t active_ = 0;
   bool have_active_ = false;
   std::optional<Job> job_;
-  std::map<std::string, crypto::Certificate> chain_cache_;
+  std::optional<LineGroup> group_;  // the group of the line's client certificate
   std::deque<Pending> queue_;
   std::map<uint64_t, InFlight> inflight_;
   uint64_t next_tag_ = 1;
@@ -297,6 +300,9 @@ absl::Status Line::Prepare() {
     return absl::InvalidArgumentError("--programmer must be 'virtual' or 'exec:COMMAND', got '" +
                                       o_.programmer + "'");
   }
+  auto group = LineGroupOfClient(o_.credentials.chain_pem, o_.credentials.root_pem);
+  if (!group.ok()) return Annotate(group.status(), "the line's client certificate");
+  group_ = *std::move(group);
   std::string db_path = o_.db_path.empty() ? o_.tray_dir + "/line.db" : o_.db_path;
   RETURN_IF_ERROR(LockDatabase(db_path));
   ASSIGN_OR_RETURN(db_, DeviceDb::Open(db_path));
@@ -338,7 +344,9 @@ absl::Status Line::SelectDevices() {
   }
   ASSIGN_OR_RETURN(auto attempts, db_->Attempts(o_.job_id));
   for (const auto& a : attempts) {
-    if (a.outcome == AttemptOutcome::kLost) lost_on_[a.uid].insert(a.member_serial);
+    // Lost on the way, or answered and refused by the line's checks: the member may have issued.
+    bool issued = a.outcome == AttemptOutcome::kRefused && !a.cert_serial.empty();
+    if (a.outcome == AttemptOutcome::kLost || issued) lost_on_[a.uid].insert(a.member_serial);
   }
   if (PathExists(PackagePath())) {
     // Kept by an earlier run: members that lack the job can be given it even if none holds it.
@@ -388,21 +396,22 @@ absl::Status Line::SelectDevices() {
 }
 
 absl::Status Line::LearnJob(std::vector<uint8_t> package) {
+  if (!o_.oem_root) {
+    return absl::FailedPreconditionError(
+        "no OEM root to check job package " + o_.job_id +
+        " against: give --oem-root PEM, or a client directory holding oem-root.crt (`clade group "
+        "issue-client` writes it when the group accepts an OEM root)");
+  }
   Job job;
   job.package = std::move(package);
-  ASSIGN_OR_RETURN(hsm::internal::OpenedJob opened, hsm::internal::OpenJob(job.package));
-  if (opened.package.job_id() != o_.job_id) {
-    return absl::InvalidArgumentError("the package is for job " + opened.package.job_id() +
-                                      ", not " + o_.job_id);
+  ASSIGN_OR_RETURN(job.verified,
+                   hsm::VerifyJobPackage(job.package, *o_.oem_root, group_->group_id, Now()));
+  if (job.verified.job_id != o_.job_id) {
+    return absl::InvalidArgumentError("the package is for job " + job.verified.job_id + ", not " +
+                                      o_.job_id);
   }
-  ASSIGN_OR_RETURN(hsm::DeviceProfile profile, hsm::ParseProfile(opened.package.profile_json()));
-  job.group_id = opened.package.group_id();
-  job.product = profile.product;
-  job.hsm_mode = profile.key_mode == hsm::DeviceKeyMode::kHsm;
-  const std::string& fw = opened.package.firmware();
-  const std::string& cfg = opened.package.config();
-  job.firmware.assign(fw.begin(), fw.end());
-  job.config.assign(cfg.begin(), cfg.end());
+  job.product = job.verified.profile.product;
+  job.hsm_mode = job.verified.profile.key_mode == hsm::DeviceKeyMode::kHsm;
   job_ = std::move(job);
   return absl::OkStatus();
 }
@@ -411,22 +420,27 @@ absl::Status Line::Activate(size_t i) {
   Member& m = members_[i];
   m.client.reset();
   ASSIGN_OR_RETURN(m.client, rpc::HsmClient::Connect(m.address, o_.credentials));
-  ASSIGN_OR_RETURN(v1::StatusResponse st, m.client->Status(5));
-  if (st.state() != "serving") {
-    return absl::UnavailableError("the member at " + m.address + " is " + st.state());
+  auto not_member = [&](const absl::Status& why) {
+    return absl::PermissionDeniedError("member at " + m.address + " is not a member of group " +
+                                       group_->group_id + ": " + std::string(why.message()));
+  };
+  std::string server_pem;
+  auto st = m.client->Status(5, &server_pem);
+  if (absl::IsPermissionDenied(st.status()) || absl::IsUnauthenticated(st.status())) {
+    return not_member(st.status());
   }
-  m.serial = st.serial();
-  m.member_id.clear();
-  for (const auto& g : st.groups()) {
-    size_t sp = g.find(' ');
-    if (sp != std::string::npos && g.substr(0, sp) == job_->group_id) {
-      m.member_id = g.substr(sp + 1);
-    }
+  if (!st.ok()) return st.status();
+  if (st->state() != "serving") {
+    return absl::UnavailableError("the member at " + m.address + " is " + st->state());
   }
-  if (m.member_id.empty()) {
-    return absl::FailedPreconditionError("HSM " + m.serial + " at " + m.address +
-                                         " is not a member of group " + job_->group_id);
-  }
+  auto server_cert = crypto::Certificate::FromPem(server_pem);
+  if (!server_cert.ok()) return not_member(server_cert.status());
+  auto member =
+      CheckServerIsMember(*group_, *server_cert, crypto::AsBytes(st->member_cert()), Now());
+  if (!member.ok()) return not_member(member.status());
+  m.serial = member->hsm_serial;
+  m.member_id = member->member_id;
+  m.verified = *std::move(member);
   auto got = m.client->GetJob(o_.job_id);
   if (!got.ok() && absl::IsNotFound(got.status())) {
     v1::ImportJobRequest req;
@@ -449,7 +463,14 @@ absl::Status Line::FindJob() {
       why_not += "\n  " + m.address + ": " + std::string(got.status().message());
       continue;
     }
-    RETURN_IF_ERROR(LearnJob(std::vector<uint8_t>(got->package().begin(), got->package().end())));
+    absl::Status learned =
+        LearnJob(std::vector<uint8_t>(got->package().begin(), got->package().end()));
+    if (absl::IsFailedPrecondition(learned)) return learned;  // no OEM root to check any against
+    if (!learned.ok()) {
+      // A member that gives a package failing the checks is not asked again for it.
+      why_not += "\n  " + m.address + ": its package is refused: " + std::string(learned.message());
+      continue;
+    }
     RETURN_IF_ERROR(MakeDirs(o_.tray_dir + "/jobs", 0700));
     RETURN_IF_ERROR(WriteFileAtomic(PackagePath(), job_->package));
     Say("job " + o_.job_id + " (" + job_->product + ", " + (job_->hsm_mode ? "hsm" : "device") +
@@ -512,6 +533,7 @@ void Line::Fill(rpc::ProvisionStream& stream) {
   }
   std::vector<DeviceDb::Send> sends;
   std::vector<v1::ProvisionRequest> reqs;
+  std::vector<std::optional<crypto::PublicKey>> keys;
   for (const auto& p : batch) {
     v1::ProvisionRequest req;
     req.set_job_id(o_.job_id);
@@ -521,6 +543,15 @@ void Line::Fill(rpc::ProvisionStream& stream) {
                                    lost_on_[p.uid].count(m.serial) > 0);
     req.set_reissue(reissue);
     auto pem = programmer_->RequestPem(p.uid, job_->hsm_mode);
+    std::optional<crypto::PublicKey> chip_key;
+    if (pem.ok() && !job_->hsm_mode) {
+      auto key = crypto::PublicKey::FromPem(*pem);
+      if (key.ok()) {
+        chip_key = *std::move(key);
+      } else {
+        pem = Annotate(key.status(), "the public key of chip " + p.uid);
+      }
+    }
     if (!pem.ok()) {
       std::string why = std::string(pem.status().message());
       if (auto s = db_->MarkFailed(o_.job_id, p.uid, why, Now()); !s.ok()) fatal_ = s;
@@ -534,6 +565,7 @@ void Line::Fill(rpc::ProvisionStream& stream) {
     }
     sends.push_back(DeviceDb::Send{p.uid, reissue});
     reqs.push_back(std::move(req));
+    keys.push_back(std::move(chip_key));
   }
   if (reqs.empty()) return;
   auto ids = db_->BeginAttempts(o_.job_id, sends, m.member_id, m.serial, m.address, Now());
@@ -546,7 +578,7 @@ void Line::Fill(rpc::ProvisionStream& stream) {
   for (size_t k = 0; k < reqs.size(); ++k) {
     uint64_t tag = next_tag_++;
     reqs[k].set_tag(tag);
-    inflight_[tag] = InFlight{reqs[k].uid(), (*ids)[k], reqs[k].reissue()};
+    inflight_[tag] = InFlight{reqs[k].uid(), (*ids)[k], reqs[k].reissue(), std::move(keys[k])};
   }
   // A failed write means the stream is broken; the reader reports its end and every device in
   // flight, those not written included, is sent again elsewhere.
@@ -578,12 +610,12 @@ absl::Status Line::FlushEnds(bool force) {
   return s;
 }
 
-void Line::OnAnswer(const v1::ProvisionResponse& a) {
+bool Line::OnAnswer(const v1::ProvisionResponse& a) {
   auto it = inflight_.find(a.tag());
   if (it == inflight_.end()) {
     Say("warning: member answered tag " + std::to_string(a.tag()) + " (uid " + a.uid() +
         "), which is not in flight; ignored");
-    return;
+    return true;
   }
   InFlight f = it->second;
   inflight_.erase(it);
@@ -605,45 +637,43 @@ void Line::OnAnswer(const v1::ProvisionResponse& a) {
       // An earlier attempt on this HSM did issue before its answer was lost: issue again.
       end(AttemptOutcome::kRefused, err, DeviceStatus::kPending);
       queue_.push_front(Pending{f.uid, +1});
-      return;
+      return true;
     }
     if (a.code() == static_cast<int>(absl::StatusCode::kFailedPrecondition) && f.reissue) {
       // The earlier attempt never reached the member's records: a first issue, then.
       end(AttemptOutcome::kRefused, err, DeviceStatus::kPending);
       queue_.push_front(Pending{f.uid, -1});
-      return;
+      return true;
     }
     end(AttemptOutcome::kRefused, err, DeviceStatus::kFailed);
     Fail(f.uid, "refused by member " + m.Name() + ": " + err);
-    return;
+    return true;
+  }
+  absl::Status checked = CheckAnswer(
+      job_->verified, *m.verified, AskedDevice{f.uid, f.chip_key},
+      DeviceAnswer{crypto::AsBytes(a.device_cert()), a.cert_serial(), crypto::AsBytes(a.record())},
+      Now());
+  if (!checked.ok()) {
+    std::string why = "the answer of member " + m.Name() + " for " + f.uid +
+                      " is refused: " + std::string(checked.message());
+    AttemptEnd e;
+    e.attempt_id = f.attempt_id;
+    e.outcome = AttemptOutcome::kRefused;
+    e.cert_serial = a.cert_serial();  // the member did issue: a rerun there is a reissue
+    e.error = why;
+    e.device_status = DeviceStatus::kFailed;
+    PushEnd(std::move(e));
+    lost_on_[f.uid].insert(m.serial);
+    Fail(f.uid, why);
+    m.excluded = why;
+    return false;
   }
   ProgramInput in;
   in.device_cert_der.assign(a.device_cert().begin(), a.device_cert().end());
-  for (const auto& der : a.chain()) {
-    auto c = chain_cache_.find(der);
-    if (c == chain_cache_.end()) {
-      auto cert = crypto::Certificate::FromDer(crypto::AsBytes(der));
-      if (!cert.ok()) {
-        std::string why = "member " + m.Name() +
-                          " answered a chain certificate that does not parse: " +
-                          std::string(cert.status().message());
-        AttemptEnd e;
-        e.attempt_id = f.attempt_id;
-        e.outcome = AttemptOutcome::kProgramFailed;
-        e.cert_serial = a.cert_serial();
-        e.error = why;
-        e.device_status = DeviceStatus::kFailed;
-        PushEnd(std::move(e));
-        Fail(f.uid, why);
-        return;
-      }
-      c = chain_cache_.emplace(der, *cert).first;
-    }
-    in.chain.push_back(c->second);
-  }
+  in.chain = job_->verified.device_ca_chain;  // the package's chain, not one the member sent
   in.key_envelope.assign(a.key_envelope().begin(), a.key_envelope().end());
-  in.firmware = job_->firmware;
-  in.config = job_->config;
+  in.firmware = job_->verified.firmware;
+  in.config = job_->verified.config;
   ProgrammerPool::Work w;
   w.uid = f.uid;
   w.input = std::move(in);
@@ -655,6 +685,7 @@ void Line::OnAnswer(const v1::ProvisionResponse& a) {
   w.member_key = m.member_id + " (" + m.serial + ")";
   ++programming_;
   pool_->Submit(std::move(w));
+  return true;
 }
 
 void Line::OnProgrammed(const Event& e) {
@@ -708,8 +739,9 @@ absl::StatusOr<Line::SessionEnd> Line::Session(size_t* switch_to) {
   std::optional<size_t> target;
   auto last_answer = SteadyClock::now();
   while (!ended) {
-    if (!writes_done && !target && fatal_.ok()) Fill(*stream);
-    bool nothing_to_send = queue_.empty() || target.has_value() || !fatal_.ok();
+    if (!writes_done && !target && fatal_.ok() && m.excluded.empty()) Fill(*stream);
+    bool nothing_to_send =
+        queue_.empty() || target.has_value() || !fatal_.ok() || !m.excluded.empty();
     if (!writes_done && inflight_.empty() && nothing_to_send) {
       stream->WritesDone();
       writes_done = true;
@@ -718,9 +750,14 @@ absl::StatusOr<Line::SessionEnd> Line::Session(size_t* switch_to) {
     if (events_.Pop(&e, milliseconds(50))) {
       switch (e.kind) {
         case Event::kAnswer:
-          if (e.stream == gen) {
+          // A member refused once is believed no more: its later answers stay in flight and
+          // are sent again to the next member.
+          if (e.stream == gen && m.excluded.empty()) {
             last_answer = SteadyClock::now();
-            OnAnswer(e.answer);
+            if (!OnAnswer(e.answer) && !cancelled) {
+              stream->Cancel();
+              cancelled = true;
+            }
           }
           break;
         case Event::kStreamEnd:
@@ -753,7 +790,10 @@ absl::StatusOr<Line::SessionEnd> Line::Session(size_t* switch_to) {
   }
   reader.join();
   if (!inflight_.empty() || (!queue_.empty() && !target && fatal_.ok())) {
-    std::string why = cancelled
+    // A member whose answer failed the line's checks is not used again in this run.
+    std::string stopped = m.excluded.empty() ? "stopped answering" : "is not used any more";
+    std::string why = !m.excluded.empty() ? m.excluded
+                      : cancelled
                           ? "no answer for " + std::to_string(o_.answer_timeout_seconds) + " s"
                       : end_status.ok() ? "the stream ended"
                                         : std::string(end_status.message());
@@ -765,7 +805,7 @@ absl::StatusOr<Line::SessionEnd> Line::Session(size_t* switch_to) {
       AttemptEnd end;
       end.attempt_id = it->attempt_id;
       end.outcome = AttemptOutcome::kLost;
-      end.error = "member " + m.Name() + " stopped answering: " + why;
+      end.error = "member " + m.Name() + " " + stopped + ": " + why;
       end.device_status = DeviceStatus::kPending;
       PushEnd(std::move(end));
       lost_on_[it->uid].insert(m.serial);
@@ -774,7 +814,7 @@ absl::StatusOr<Line::SessionEnd> Line::Session(size_t* switch_to) {
     inflight_.clear();
     sum_.resent += n;
     ++sum_.failovers;
-    Say("member " + m.Name() + " at " + m.address + " stopped answering (" + why + "); " +
+    Say("member " + m.Name() + " at " + m.address + " " + stopped + " (" + why + "); " +
         Plural(n, "device") + " in flight " + (n == 1 ? "is" : "are") + " sent again");
     (void)FlushEnds(true);
     m.client.reset();

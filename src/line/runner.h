@@ -12,16 +12,22 @@
 //    member's address joins the line this way).
 //  - The job package is fetched from the first member (in list order) that holds the job, kept as
 //    TRAY/jobs/<job>.package (for `clade device verify --job`), and imported on any member that
-//    lacks the job before it is used.
+//    lacks the job before it is used. The package, fetched or kept, is checked as `job import`
+//    checks it, against `oem_root` and the group of the line's client certificate.
+//  - Nothing a member says is believed unchecked (line/answer_check.h): a server that does not
+//    prove it is a member of the group, or an answer that fails a check, is a refusal by that
+//    member (the device fails with the reason) and the line moves on to the next member.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
+#include "crypto/x509.h"
 #include "rpc/client.h"
 
 namespace clade::line {
@@ -32,6 +38,9 @@ struct LineOptions {
   std::string job_id;
   std::vector<std::string> members;  // HOST:PORT, in order of preference
   rpc::ClientCredentials credentials;
+  // The OEM root the job package must be signed by (from the client directory or --oem-root);
+  // a run that needs the package refuses to start without one.
+  std::optional<crypto::Certificate> oem_root;
   std::string tray_dir;
   size_t devices = 0;                    // the first N chips of the tray; 0 = all
   std::string db_path;                   // "" = TRAY/line.db

@@ -186,12 +186,23 @@ absl::StatusOr<v1::GetJobResponse> HsmClient::GetJob(const std::string& job_id) 
   return resp;
 }
 
-absl::StatusOr<v1::StatusResponse> HsmClient::Status(int timeout_seconds) {
+absl::StatusOr<v1::StatusResponse> HsmClient::Status(int timeout_seconds,
+                                                     std::string* server_cert_pem) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, timeout_seconds);
   v1::StatusResponse resp;
   auto s = impl_->stub->Status(&ctx, v1::StatusRequest(), &resp);
   if (!s.ok()) return FromGrpc(s, "Status on " + impl_->target);
+  if (server_cert_pem) {
+    auto auth = ctx.auth_context();
+    std::vector<grpc::string_ref> pem;
+    if (auth) pem = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+    if (pem.empty()) {
+      return absl::UnauthenticatedError("Status on " + impl_->target +
+                                        ": the server showed no certificate");
+    }
+    server_cert_pem->assign(pem[0].data(), pem[0].size());
+  }
   return resp;
 }
 

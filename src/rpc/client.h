@@ -67,8 +67,10 @@ class HsmClient {
   // The job package as the member imported it, with its group, product and key mode.
   absl::StatusOr<v1::GetJobResponse> GetJob(const std::string& job_id);
   // Fails fast (UNAVAILABLE) when nothing listens at the target; `timeout_seconds` bounds the
-  // whole call, so a short one makes a health probe.
-  absl::StatusOr<v1::StatusResponse> Status(int timeout_seconds = 60);
+  // whole call, so a short one makes a health probe. `server_cert_pem`, if given, receives the
+  // certificate the server showed in the TLS handshake of this call.
+  absl::StatusOr<v1::StatusResponse> Status(int timeout_seconds = 60,
+                                            std::string* server_cert_pem = nullptr);
   absl::StatusOr<v1::ExportAuditResponse> ExportAudit();
   // Sends every request on one stream (all in flight at once) and returns the answers in order.
   absl::StatusOr<std::vector<v1::ProvisionResponse>> Provision(

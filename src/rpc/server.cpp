@@ -442,6 +442,12 @@ struct Daemon::Impl final : public v1::HsmService::Service {
         resp->add_groups(g.group_id + " " + g.member_id);
       }
     }
+    if (!c.group_id.empty()) {
+      // The line's proof that this HSM is a member of its group (docs/protocol.md).
+      auto g = hsm::ExportGroup(*hsm, c.group_id);
+      if (!g.ok()) return ToGrpc(g.status());
+      resp->set_member_cert(std::string(g->member.Der().begin(), g->member.Der().end()));
+    }
     resp->set_state(stopping ? "stopping" : "serving");
     Log("status", {{"caller", c.kind + ":" + c.who}});
     return grpc::Status::OK;

@@ -185,6 +185,21 @@ TEST_F(ReconcileTest, AProgramFailedAttemptExplainsItsSerialOnly) {
   EXPECT_EQ(r.undelivered_explained, 1u);
 }
 
+TEST_F(ReconcileTest, AnAnswerTheLineRefusedExplainsItsSerialOnly) {
+  const int64_t refused = Attempt("CHIP-1", "1.1", AttemptOutcome::kRefused, "0e",
+                                  "the answer of member 1.1 for CHIP-1 is refused: …");
+  Issued("1.1", "CHIP-1", "0e");
+  ReconcileReport r = Run();
+  EXPECT_THAT(r.problems, IsEmpty());
+  EXPECT_THAT(r.explanations, ElementsAre("CHIP-1: serial 0e by 1.1 never delivered: the answer of "
+                                          "member 1.1 for CHIP-1 is refused: … (attempt " +
+                                          std::to_string(refused) + ")"));
+  Issued("1.1", "CHIP-1", "0f");
+  r = Run();
+  EXPECT_THAT(r.problems, ElementsAre("member 1.1 issued serial 0f for CHIP-1, which no chip "
+                                      "carries and no attempt of this line explains"));
+}
+
 TEST_F(ReconcileTest, TheWrongMemberIsAProblem) {
   Attempt("CHIP-1", "1.1", AttemptOutcome::kDelivered, "0a");
   Issued("1.2", "CHIP-1", "0a");  // the line says 1.1 issued it; 1.2's log names it

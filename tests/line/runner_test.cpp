@@ -86,6 +86,7 @@ class LineRunTest : public World {
     o.members = std::move(members);
     o.credentials = {creds_.chain_pem, crypto::SecretBytes(creds_.key_pem.RevealSecret()),
                      creds_.root_pem};
+    o.oem_root = oem_root_;
     o.tray_dir = Tray();
     o.parallel = 4;
     o.give_up_seconds = 0;

@@ -357,6 +357,32 @@ TEST_F(DaemonTest, ProvisionStreamAnswersInOrderWithACodePerDevice) {
   EXPECT_OK(stream->Finish());
 }
 
+TEST_F(DaemonTest, StatusShowsAClientTheMemberCertificateForTheKeyOfItsTlsCertificate) {
+  Hsm& a = Make("SN-A");
+  Hsm& b = Make("SN-B");
+  std::string gid = Found(a, "Acme");
+  crypto::Certificate root = a.supplier_root();
+  crypto::Certificate identity = a.IdentityChain()[0];
+  auto line = IssueClientCert(a, gid, kRoleLine);
+  ASSERT_OK(line);
+  auto ex = ExportGroup(a, gid);
+  ASSERT_OK(ex);
+  rpc::ClientCredentials peer = HsmCreds(b, root);
+  Serve("SN-A");
+
+  std::string server_pem;
+  auto status = Connect(ClientCreds(*line))->Status(5, &server_pem);
+  ASSERT_OK(status);
+  EXPECT_EQ(AsString(ex->member.Der()), status->member_cert());
+  ASSERT_OK_AND_ASSIGN(auto server_cert, crypto::Certificate::FromPem(server_pem));
+  EXPECT_EQ(server_cert, identity);
+  EXPECT_TRUE(ex->member.SubjectKey().Equals(server_cert.SubjectKey()));
+  // A peer HSM belongs to no group of the caller's: no member certificate.
+  auto peer_status = Connect(peer)->Status(5);
+  ASSERT_OK(peer_status);
+  EXPECT_TRUE(peer_status->member_cert().empty());
+}
+
 TEST_F(DaemonTest, CancelFromAnotherThreadEndsAProvisionStream) {
   Hsm& a = Make("SN-A");
   std::string acme = Found(a, "Acme");

@@ -13,6 +13,7 @@
 #include "crypto/key.h"
 #include "crypto/x509.h"
 #include "hsm/audit.h"
+#include "hsm/job.h"
 #include "hsm/profile.h"
 #include "store/state_store.h"
 
@@ -33,6 +34,12 @@ struct OpenedJob {
   crypto::Certificate signer;
 };
 absl::StatusOr<OpenedJob> OpenJob(std::span<const uint8_t> package);
+
+// VerifyJobPackage's checks on an opened package; the result's firmware and config are left
+// empty (the caller holds them in `job`).
+absl::StatusOr<VerifiedJobPackage> VerifyOpenedJob(const OpenedJob& job,
+                                                   const crypto::Certificate& oem_root,
+                                                   const std::string& group_id, int64_t now);
 
 struct CheckedJob {
   DeviceProfile profile;
