@@ -13,6 +13,7 @@ absl::StatusOr<rpc::ClientCredentials> ReadClientDirectory(const std::string& di
   ASSIGN_OR_RETURN(creds.key_pem, ReadFileString(dir + "/client.key", 64 * 1024));
   ASSIGN_OR_RETURN(creds.root_pem,
                    ReadFileString(dir + "/supplier-root.crt", crypto::kMaxChainPem));
+  creds.statement_file = dir + "/statement.msg";
   return creds;
 }
 

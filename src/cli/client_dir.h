@@ -1,5 +1,6 @@
 // A client directory written by `clade group issue-client`: client.key (kept private),
-// client-chain.pem and supplier-root.crt, read as gRPC client credentials.
+// client-chain.pem and supplier-root.crt, read as gRPC client credentials; statement.msg, the
+// newest group statement the client has seen, is kept there by the client itself.
 #pragma once
 
 #include <string>

@@ -17,6 +17,7 @@
 #include "hsm/client_cert.h"
 #include "hsm/enrollment.h"
 #include "hsm/group.h"
+#include "hsm/group_statement.h"
 #include "hsm/hsm.h"
 #include "rpc/client.h"
 #include "rpc/server.h"
@@ -81,7 +82,7 @@ void AddServe(CLI::App& hsm_cmd, Dispatch& dispatch) {
 
 void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
   struct Args {
-    std::string connect, client, state, root, call, group, package, job, public_key, out;
+    std::string connect, client, state, root, call, group, package, job, public_key, out, statement;
     std::vector<std::string> uids;
   };
   auto a = std::make_shared<Args>();
@@ -89,12 +90,16 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
       "call",
       "Make one call to a running HSM daemon: status, announce (--group, --out), import-job "
       "(--package), provision (--job, --uid…, --public-key; one stream for all uids), "
-      "export-audit (--out). Credentials: --client DIR (from `clade group issue-client`), or "
+      "export-audit (--out), push-statement (--statement: hand the member a group statement; "
+      "it answers with the newest it holds). With --client, the newest group statement seen is "
+      "kept in DIR/statement.msg and sent with every call. Credentials: --client DIR (from `clade group issue-client`), or "
       "--state S (this HSM's identity), or only --root FILE (no client certificate).");
   cmd->add_option("--connect", a->connect, "HOST:PORT of the daemon")->required();
-  cmd->add_option("call", a->call, "status|announce|import-job|provision|export-audit")
+  cmd->add_option("call", a->call,
+                  "status|announce|import-job|provision|export-audit|push-statement")
       ->required()
-      ->check(CLI::IsMember({"status", "announce", "import-job", "provision", "export-audit"}));
+      ->check(CLI::IsMember(
+          {"status", "announce", "import-job", "provision", "export-audit", "push-statement"}));
   cmd->add_option("--client", a->client,
                   "Client directory: client.key, client-chain.pem, "
                   "supplier-root.crt");
@@ -105,7 +110,8 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
   cmd->add_option("--job", a->job, "provision: the job id");
   cmd->add_option("--uid", a->uids, "provision: device uids (repeatable)");
   cmd->add_option("--public-key", a->public_key, "provision: device public key PEM file");
-  cmd->add_option("--out", a->out, "announce / export-audit: file to write");
+  cmd->add_option("--out", a->out, "announce / export-audit / push-statement: file to write");
+  cmd->add_option("--statement", a->statement, "push-statement: the group statement file");
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
       rpc::ClientCredentials creds;
@@ -163,6 +169,15 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
         if (failed > 0) {
           return absl::FailedPreconditionError(std::to_string(failed) + " device(s) refused");
         }
+      } else if (a->call == "push-statement") {
+        ASSIGN_OR_RETURN(std::string st, ReadFileString(a->statement, hsm::kMaxStatementSize));
+        ASSIGN_OR_RETURN(auto r, client->PushStatement(st));
+        std::cout << (r.adopted() ? "adopted" : "already held") << "; the member holds statement "
+                  << r.sequence() << "\n";
+        if (!a->out.empty()) {
+          RETURN_IF_ERROR(WriteFileAtomic(a->out, r.statement()));
+          std::cout << "wrote " << a->out << "\n";
+        }
       } else {
         ASSIGN_OR_RETURN(auto r, client->ExportAudit());
         if (a->out.empty()) return absl::InvalidArgumentError("export-audit needs --out");
@@ -177,7 +192,7 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
 void AddIssueClient(CLI::App& group, Dispatch& dispatch) {
   struct Args {
     std::string state, group, role, out;
-    int64_t days = 365;
+    int64_t days = hsm::kDefaultClientValidity / (24 * 3600);
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = group.add_subcommand(
@@ -185,14 +200,17 @@ void AddIssueClient(CLI::App& group, Dispatch& dispatch) {
       "Issue a client certificate for a line server or an operator, signed by the group CA, "
       "for calling HSM daemons of this group (`clade hsm serve`). Writes DIR/client.key "
       "(keep it secret), DIR/client-chain.pem (client cert, group CA, founder identity, "
-      "supplier issuing CA) and DIR/supplier-root.crt (to check the daemons' certificates).");
+      "supplier issuing CA) and DIR/supplier-root.crt (to check the daemons' certificates). The "
+      "certificate names this member as its issuer: revoking the member (`clade group revoke "
+      "--member`) revokes it too. Valid 30 days unless --days says otherwise; re-issue before it "
+      "expires.");
   cmd->add_option("--state", a->state, "HSM state directory (any member of the group)")->required();
   cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
   cmd->add_option("--role", a->role, "line (provision, import jobs, status) or operator (all)")
       ->required()
       ->check(CLI::IsMember({"line", "operator"}));
   cmd->add_option("--out", a->out, "Output directory (created if missing)")->required();
-  cmd->add_option("--days", a->days, "Validity in days (default 365, capped by the group CA)")
+  cmd->add_option("--days", a->days, "Validity in days (default 30, capped by the group CA)")
       ->check(CLI::Range(1, 36500));
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {

@@ -110,6 +110,7 @@ class Provisioner {
 struct VerifiedRecord {
   std::string group_id, member_id, job_id, device_uid, cert_serial, key_mode;
   std::vector<uint8_t> cert_sha256;
+  int64_t provisioned_at = 0;
 };
 absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
     std::span<const uint8_t> record, const std::vector<crypto::Certificate>& group_ca_chain,

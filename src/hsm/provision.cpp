@@ -242,7 +242,8 @@ absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
                         rec.device_uid(),
                         rec.cert_serial(),
                         rec.key_mode(),
-                        std::vector<uint8_t>(rec.cert_sha256().begin(), rec.cert_sha256().end())};
+                        std::vector<uint8_t>(rec.cert_sha256().begin(), rec.cert_sha256().end()),
+                        rec.provisioned_at()};
 }
 
 }  // namespace clade::hsm

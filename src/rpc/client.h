@@ -19,6 +19,10 @@ struct ClientCredentials {
   std::string chain_pem;  // leaf first; empty = connect without a client certificate
   std::string key_pem;    // PKCS#8 PEM of the leaf key
   std::string root_pem;   // the supplier root the server's identity must chain to
+  // Optional. Where this client keeps the newest group statement (client directory
+  // statement.msg): sent with every call (metadata "clade-statement-bin"), and replaced by a newer
+  // one a member returns, checked against the group CA of `chain_pem` first.
+  std::string statement_file;
 };
 
 // One Provision stream (HsmService.Provision): requests go out with Write, answers come back in
@@ -68,6 +72,8 @@ class HsmClient {
   // whole call, so a short one makes a health probe.
   absl::StatusOr<v1::StatusResponse> Status(int timeout_seconds = 60);
   absl::StatusOr<v1::ExportAuditResponse> ExportAudit();
+  // Hands the member a group statement; it answers with the newest it holds.
+  absl::StatusOr<v1::PushStatementResponse> PushStatement(const std::string& statement);
   // Sends every request on one stream (all in flight at once) and returns the answers in order.
   absl::StatusOr<std::vector<v1::ProvisionResponse>> Provision(
       const std::vector<v1::ProvisionRequest>& reqs);
