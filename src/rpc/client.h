@@ -22,7 +22,7 @@ struct ClientCredentials {
   // Optional. Where this client keeps the newest group statement (client directory
   // statement.msg): sent with every call (metadata "clade-statement-bin"), and replaced by a newer
   // one a member returns, checked against the group CA of `chain_pem` first.
-  std::string statement_file;
+  std::string statement_file = {};
 };
 
 // One Provision stream (HsmService.Provision): requests go out with Write, answers come back in

@@ -55,7 +55,7 @@ enroll h1 h3
 expect_out "member id: 1.2"
 expect_ok "$CLADE" group export --state "$T/h1" --group Acme --out "$T/gx"
 cat >"$T/device.json" <<'JSON'
-{"product": "Sensor", "subject": {"CN": "{product} {uid}", "O": "Acme"}, "validity": {"days": 365}, "key_usage": ["digitalSignature"], "key_mode": "hsm"}
+{"product": "Sensor", "subject": {"CN": "{product} {uid}", "O": "Acme"}, "validity": {"days": 365}, "key_usage": ["digitalSignature"], "key_mode": "device"}
 JSON
 expect_ok "$CLADE" oem package --dir "$T/oem" --group-export "$T/gx" --job J-1 \
   --profile "$T/device.json" --supplier-root "$T/s/root.crt" --out "$T/j1.pkg"
@@ -170,13 +170,6 @@ rm -rf "$T/h2copy"
 
 # --- What 1.1 does after its revocation (it never received it) fails the verifiers. ------------
 until [ "$(date +%s)" -gt "$revoked_after" ]; do sleep 0.2; done
-expect_ok "$CLADE" provision --state "$T/h2" --job J-1 --device-uid LATE-1 --generate-key \
-  --out "$T/late"
-expect_ok "$CLADE" record verify "$T/late/record.msg" --group-export "$T/gx"
-expect_fail 1 "provisioning record by member 1.1 at" \
-  "$CLADE" record verify "$T/late/record.msg" --group-export "$T/gx" --statement "$T/st1.msg"
-expect_fail 1 "is after its revocation at" \
-  "$CLADE" record verify "$T/late/record.msg" --group-export "$T/gx" --statement "$T/st1.msg"
 # A line run through 1.1 (its own line client, its own daemon, which knows nothing of it).
 start_daemon h2 d2
 A2=$ADDR
@@ -194,6 +187,16 @@ expect_ok "$CLADE" line reconcile --db "$T/tray/line.db" --job J-1 --group-expor
 expect_fail 1 "is after its revocation at" \
   "$CLADE" line reconcile --db "$T/tray/line.db" --job J-1 --group-export "$T/gx" \
   --statement "$T/st1.msg" "$T/h2.audit"
+# A record 1.1 made after its revocation, offline.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/chip.key" 2>/dev/null
+openssl pkey -in "$T/chip.key" -pubout -out "$T/chip.pub"
+expect_ok "$CLADE" provision --state "$T/h2" --job J-1 --device-uid LATE-1 \
+  --public-key "$T/chip.pub" --out "$T/late"
+expect_ok "$CLADE" record verify "$T/late/record.msg" --group-export "$T/gx"
+expect_fail 1 "provisioning record by member 1.1 at" \
+  "$CLADE" record verify "$T/late/record.msg" --group-export "$T/gx" --statement "$T/st1.msg"
+expect_fail 1 "is after its revocation at" \
+  "$CLADE" record verify "$T/late/record.msg" --group-export "$T/gx" --statement "$T/st1.msg"
 # The founder's audit still verifies with the statement: its own entries are not 1.1's.
 stop_daemon "$P1" d1
 expect_ok "$CLADE" audit export --state "$T/h1" --out "$T/h1.audit"
