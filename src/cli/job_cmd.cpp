@@ -203,8 +203,8 @@ void AddRecordVerify(CLI::App& app, Dispatch& dispatch) {
       ASSIGN_OR_RETURN(auto rec, hsm::VerifyProvisioningRecord(bytes, chain, root));
       ASSIGN_OR_RETURN(auto statement, ReadStatementFile(a->statement, chain, root));
       if (statement) {
-        RETURN_IF_ERROR(hsm::CheckActBeforeRevocation(*statement, rec.member_id,
-                                                      rec.provisioned_at, "provisioning record"));
+        RETURN_IF_ERROR(hsm::CheckActBeforeRevocation(*statement, rec.member_id, rec.provisioned_at,
+                                                      "provisioning record"));
       }
       std::cout << "record verified: signed by member " << rec.member_id << " of group "
                 << rec.group_id << "\n"

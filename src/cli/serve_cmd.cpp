@@ -92,7 +92,8 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
       "(--package), provision (--job, --uid…, --public-key; one stream for all uids), "
       "export-audit (--out), push-statement (--statement: hand the member a group statement; "
       "it answers with the newest it holds). With --client, the newest group statement seen is "
-      "kept in DIR/statement.msg and sent with every call. Credentials: --client DIR (from `clade group issue-client`), or "
+      "kept in DIR/statement.msg and sent with every call. Credentials: --client DIR (from `clade "
+      "group issue-client`), or "
       "--state S (this HSM's identity), or only --root FILE (no client certificate).");
   cmd->add_option("--connect", a->connect, "HOST:PORT of the daemon")->required();
   cmd->add_option("call", a->call,

@@ -109,7 +109,7 @@ void AddAcceptStatement(CLI::App& group, Dispatch& dispatch) {
       auto r = hsm::AcceptStatement(*h, bytes);
       if (!r.ok()) return Annotate(r.status(), a->statement);
       std::cout << (r->outcome == hsm::Adoption::kAdopted ? "adopted\n"
-                                                           : "already held; nothing changed\n");
+                                                          : "already held; nothing changed\n");
       PrintStatement(r->statement);
       return absl::OkStatus();
     };

@@ -99,8 +99,8 @@ absl::StatusOr<VerifiedStatement> VerifyStatement(
     std::span<const uint8_t> message, const std::vector<crypto::Certificate>& group_ca_chain,
     const crypto::Certificate& supplier_root, int64_t now) {
   if (now == 0) now = NowUnix();
-  ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(message, kStatementType,
-                                                         kMaxStatementSize));
+  ASSIGN_OR_RETURN(wire::Envelope env,
+                   wire::OpenMessage(message, kStatementType, kMaxStatementSize));
   v1::GroupStatement s;
   if (!s.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
     return Malformed("payload does not parse");

@@ -80,8 +80,8 @@ absl::StatusOr<IssuedStatement> Issue(Hsm& hsm, const std::string& group_id,
     VerifiedStatement next = held.value_or(VerifiedStatement{});
     if (held) {
       if (const RevokedMember* r = held->IsMemberRevoked(m->member_id())) {
-        return Refuse("member " + m->member_id() + " is revoked in group " + group_id +
-                      " since " + FormatTime(r->revoked_at) + " (" + Seq(held->sequence) +
+        return Refuse("member " + m->member_id() + " is revoked in group " + group_id + " since " +
+                      FormatTime(r->revoked_at) + " (" + Seq(held->sequence) +
                       "); a revoked member issues no statements");
       }
     }
@@ -183,8 +183,8 @@ absl::StatusOr<AcceptedStatement> AcceptStatement(Hsm& hsm, std::span<const uint
                                                   int64_t now) {
   if (now == 0) now = NowUnix();
   // The group it names, to find the CA it must be checked against; nothing is trusted yet.
-  ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(message, kStatementType,
-                                                         kMaxStatementSize));
+  ASSIGN_OR_RETURN(wire::Envelope env,
+                   wire::OpenMessage(message, kStatementType, kMaxStatementSize));
   v1::GroupStatement claimed;
   if (!claimed.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
     return absl::InvalidArgumentError(
@@ -210,11 +210,11 @@ absl::StatusOr<AcceptedStatement> AcceptStatement(Hsm& hsm, std::span<const uint
       }
     }
     RETURN_IF_ERROR(tx.Put(internal::kStatementNs, next.group_id, next.message));
-    RETURN_IF_ERROR(internal::AppendAudit(
-        tx, identity_key,
-        AuditEvent{next.group_id, m->member_id(), audit_op::kStatementAdopt,
-                   Seq(next.sequence) + " by " + next.issuer_member_id},
-        now));
+    RETURN_IF_ERROR(
+        internal::AppendAudit(tx, identity_key,
+                              AuditEvent{next.group_id, m->member_id(), audit_op::kStatementAdopt,
+                                         Seq(next.sequence) + " by " + next.issuer_member_id},
+                              now));
     out = AcceptedStatement{Adoption::kAdopted, std::move(next)};
     return absl::OkStatus();
   }));
@@ -288,8 +288,8 @@ absl::StatusOr<std::optional<VerifiedStatement>> LoadStatement(const store::Tran
   auto s = VerifyStatement(*bytes, chain, root, now);
   if (!s.ok()) {
     return absl::DataLossError("the HSM state holds a group statement for group " +
-                               group.group_id() + " that does not verify: " +
-                               std::string(s.status().message()));
+                               group.group_id() +
+                               " that does not verify: " + std::string(s.status().message()));
   }
   return std::optional<VerifiedStatement>(*std::move(s));
 }

@@ -13,9 +13,9 @@ namespace clade::hsm {
 namespace {
 
 using ::clade::testing::StatusIs;
-using ::testing::HasSubstr;
 using testing::AsSpan;
 using testing::Bytes;
+using ::testing::HasSubstr;
 using testing::PayloadOf;
 using testing::SealAs;
 using testing::Take;
@@ -114,7 +114,8 @@ TEST_F(StatementTest, AcceptRefusesStatementSignedByAnotherGroup) {
   Hsm& d = Make("SN-D");
   std::string other = Found(d, "other");
   Bytes genuine = Revoke(*a_, "1.1");
-  v1::GroupStatement s = PayloadOfStatement(genuine);  // names g_, signed with the other group's key
+  v1::GroupStatement s =
+      PayloadOfStatement(genuine);  // names g_, signed with the other group's key
   Bytes forged = SignAsGroup(d, other, s);
   auto before = Take(*c_);
   EXPECT_THAT(AcceptStatement(*c_, forged),
@@ -131,12 +132,14 @@ TEST_F(StatementTest, AcceptRefusesStatementNotSignedByTheGroupSigningKey) {
   ASSERT_OK(by_identity);
   EXPECT_THAT(AcceptStatement(*c_, *by_identity),
               StatusIs(kDenied, HasSubstr("statement is not signed by the group signing key of "
-                                          "group " + g_)));
+                                          "group " +
+                                          g_)));
   // Signed by a member key, with the member certificate in the signing certificate's place.
   Bytes by_member = SignAsGroup(*a_, g_, s, /*with_member_key=*/true);
   EXPECT_THAT(AcceptStatement(*c_, by_member),
               StatusIs(kDenied, HasSubstr("statement is not signed by the group signing key of "
-                                          "group " + g_)));
+                                          "group " +
+                                          g_)));
   EXPECT_EQ(Take(*c_), before);
 }
 
@@ -159,8 +162,9 @@ TEST_F(StatementTest, AcceptRefusesForkOfTheSameSequence) {
   ASSERT_EQ(from_b->sequence, 1u);
   ASSERT_OK(AcceptStatement(*c_, from_b->message));
   auto before = Take(*c_);
-  EXPECT_THAT(AcceptStatement(*c_, from_a),
-              StatusIs(kDenied, HasSubstr("statement 1 differs from the held statement 1 (a fork")));
+  EXPECT_THAT(
+      AcceptStatement(*c_, from_a),
+      StatusIs(kDenied, HasSubstr("statement 1 differs from the held statement 1 (a fork")));
   EXPECT_EQ(Take(*c_), before);
 }
 
@@ -200,15 +204,15 @@ TEST_F(StatementTest, AcceptRefusesStatementOfAnotherGroup) {
   auto theirs = RevokeClient(d, other, "beef");
   ASSERT_OK(theirs);
   auto before = Take(*c_);
-  EXPECT_THAT(AcceptStatement(*c_, theirs->message),
-              StatusIs(absl::StatusCode::kNotFound,
-                       HasSubstr("statement is for group " + other +
-                                 ", which this HSM is not a member of")));
+  EXPECT_THAT(
+      AcceptStatement(*c_, theirs->message),
+      StatusIs(absl::StatusCode::kNotFound, HasSubstr("statement is for group " + other +
+                                                      ", which this HSM is not a member of")));
   EXPECT_EQ(Take(*c_), before);
   // Checked against this group's CA, it is another group's.
-  EXPECT_THAT(VerifyStatement(theirs->message, ExportGroup(*c_, g_)->group_ca_chain,
-                              c_->supplier_root()),
-              StatusIs(kDenied, HasSubstr("statement is for group " + other + ", not group " + g_)));
+  EXPECT_THAT(
+      VerifyStatement(theirs->message, ExportGroup(*c_, g_)->group_ca_chain, c_->supplier_root()),
+      StatusIs(kDenied, HasSubstr("statement is for group " + other + ", not group " + g_)));
 }
 
 TEST_F(StatementTest, AcceptRefusesTruncatedStatement) {
