@@ -13,6 +13,7 @@
 #include "cli/client_dir.h"
 #include "cli/commands.h"
 #include "crypto/pem_files.h"
+#include "crypto/signature.h"
 #include "crypto/x509.h"
 #include "hsm/client_cert.h"
 #include "hsm/enrollment.h"
@@ -90,11 +91,12 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
       "call",
       "Make one call to a running HSM daemon: status, announce (--group, --out), import-job "
       "(--package), provision (--job, --uid…, --public-key; one stream for all uids), "
-      "export-audit (--out), push-statement (--statement: hand the member a group statement; "
-      "it answers with the newest it holds). With --client, the newest group statement seen is "
-      "kept in DIR/statement.msg and sent with every call. Credentials: --client DIR (from `clade "
-      "group issue-client`), or "
-      "--state S (this HSM's identity), or only --root FILE (no client certificate).");
+      "export-audit (--out), push-statement (--statement FILE, or with --state and --group this "
+      "HSM's own newest group statement; the member answers with the newest it holds, which "
+      "--state adopts). With --client, the newest group statement seen is kept in "
+      "DIR/statement.msg and sent with every call. Credentials: --client DIR (from `clade group "
+      "issue-client`), or --state S (this HSM's identity), or only --root FILE (no client "
+      "certificate).");
   cmd->add_option("--connect", a->connect, "HOST:PORT of the daemon")->required();
   cmd->add_option("call", a->call,
                   "status|announce|import-job|provision|export-audit|push-statement")
@@ -106,7 +108,7 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
                   "supplier-root.crt");
   cmd->add_option("--state", a->state, "Call as this HSM (its identity certificate)");
   cmd->add_option("--root", a->root, "Supplier root PEM (with neither --client nor --state)");
-  cmd->add_option("--group", a->group, "announce: the group");
+  cmd->add_option("--group", a->group, "announce, push-statement (with --state): the group");
   cmd->add_option("--package", a->package, "import-job: the job package file");
   cmd->add_option("--job", a->job, "provision: the job id");
   cmd->add_option("--uid", a->uids, "provision: device uids (repeatable)");
@@ -116,11 +118,12 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
       rpc::ClientCredentials creds;
+      std::unique_ptr<hsm::Hsm> self;  // with --state: the calling HSM
       if (!a->client.empty()) {
         ASSIGN_OR_RETURN(creds, ReadClientDirectory(a->client));
       } else if (!a->state.empty()) {
-        ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-        ASSIGN_OR_RETURN(creds, HsmCredentials(*h));
+        ASSIGN_OR_RETURN(self, hsm::Hsm::Open(a->state));
+        ASSIGN_OR_RETURN(creds, HsmCredentials(*self));
       } else if (!a->root.empty()) {
         ASSIGN_OR_RETURN(creds.root_pem, ReadFileString(a->root, crypto::kMaxChainPem));
       } else {
@@ -171,10 +174,28 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
           return absl::FailedPreconditionError(std::to_string(failed) + " device(s) refused");
         }
       } else if (a->call == "push-statement") {
-        ASSIGN_OR_RETURN(std::string st, ReadFileString(a->statement, hsm::kMaxStatementSize));
+        std::string st;
+        if (!a->statement.empty()) {
+          ASSIGN_OR_RETURN(st, ReadFileString(a->statement, hsm::kMaxStatementSize));
+        } else if (self && !a->group.empty()) {
+          // Member to member: this HSM's own newest statement of the group.
+          ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*self, a->group));
+          ASSIGN_OR_RETURN(auto held, hsm::HeldStatement(*self, gid));
+          if (!held) return absl::NotFoundError("this HSM holds no statement of group " + gid);
+          st.assign(held->message.begin(), held->message.end());
+        } else {
+          return absl::InvalidArgumentError(
+              "push-statement needs --statement FILE, or --state S and --group G");
+        }
         ASSIGN_OR_RETURN(auto r, client->PushStatement(st));
         std::cout << (r.adopted() ? "adopted" : "already held") << "; the member holds statement "
                   << r.sequence() << "\n";
+        if (self && r.statement() != st) {
+          // The other member held a newer one: adopt it here too.
+          auto back = hsm::AcceptStatement(*self, crypto::AsBytes(r.statement()));
+          if (!back.ok()) return Annotate(back.status(), "the member's answer");
+          std::cout << "this HSM now holds statement " << back->statement.sequence << "\n";
+        }
         if (!a->out.empty()) {
           RETURN_IF_ERROR(WriteFileAtomic(a->out, r.statement()));
           std::cout << "wrote " << a->out << "\n";
