@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -52,13 +53,20 @@ using ProvisionCall = grpc::ClientReaderWriter<v1::ProvisionRequest, v1::Provisi
 constexpr char kStatementKey[] = "clade-statement-bin";
 
 // The client's copy of the newest group statement (docs/decisions/0006-group-statements.md):
-// sent with each call, replaced by a newer one a member returns. Shared with the streams a
-// client opens; a statement that does not verify against the client's own group CA is ignored.
+// sent with each call, replaced by a newer one a member returns. One per statement file in a
+// process, shared by its clients and their streams, so that what one member returned goes to the
+// next member any client of the process calls (a line talks to several). A statement that does
+// not verify against the client's own group CA is ignored.
 class StatementKeeper {
  public:
   static std::shared_ptr<StatementKeeper> Make(const ClientCredentials& creds) {
+    if (creds.statement_file.empty()) return std::make_shared<StatementKeeper>();
+    static std::mutex registry_mu;
+    static std::map<std::string, std::weak_ptr<StatementKeeper>> registry;
+    std::lock_guard<std::mutex> l(registry_mu);
+    if (auto shared = registry[creds.statement_file].lock()) return shared;
     auto k = std::make_shared<StatementKeeper>();
-    if (creds.statement_file.empty()) return k;
+    registry[creds.statement_file] = k;
     auto chain = crypto::Certificate::ChainFromPem(creds.chain_pem);
     auto root = crypto::Certificate::FromPem(creds.root_pem);
     // client certificate, group CA, founder identity, supplier issuing CA

@@ -206,6 +206,7 @@ struct Daemon::Impl final : public v1::HsmService::Service {
     for (auto it = begin; it != end; ++it) {
       std::string bytes(it->second.data(), it->second.size());
       auto r = hsm::AcceptStatement(*hsm, crypto::AsBytes(bytes));
+      if (absl::IsNotFound(r.status())) continue;  // a group this HSM is not in: not its business
       if (!r.ok()) {
         Log("statement.refused", {{"rpc", rpc}, {"reason", std::string(r.status().message())}});
         continue;
