@@ -41,6 +41,7 @@ absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_
     return absl::OkStatus();
   }));
   ASSIGN_OR_RETURN(GroupSummary self, FindOwnSummary(hsm, group_id));
+  RETURN_IF_ERROR(CheckSelfNotRevoked(hsm, group_id, "issues no client certificates", now));
   ASSIGN_OR_RETURN(auto key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
   crypto::CertProfile p;
   p.subject = {{"CN", "Clade " + role + " client"}, {"O", group_id}, {"OU", role}};

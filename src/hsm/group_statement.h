@@ -22,7 +22,7 @@ namespace clade::hsm {
 
 inline constexpr char kStatementType[] = "clade.v1.GroupStatement";
 // Small enough to ride in gRPC metadata (base64) on every call; about a thousand revocations.
-inline constexpr size_t kMaxStatementSize = 32 * 1024;
+inline constexpr size_t kMaxStatementSize = size_t{32} * 1024;
 // The gRPC metadata limit both ends set: a statement, base64-encoded, and the other headers.
 inline constexpr int kMaxStatementMetadata = 64 * 1024;
 
@@ -119,9 +119,14 @@ absl::StatusOr<std::optional<VerifiedStatement>> HeldStatement(Hsm& hsm,
 // a peer HSM whose serial a statement of any group of this HSM revokes or denies;
 absl::Status CheckPeerHsm(Hsm& hsm, const std::string& hsm_serial, int64_t now = 0);
 // a client certificate of `group_id` that is revoked, or issued by a revoked member (or naming no
-// issuing member: it could not be told apart).
+// issuing member: it could not be told apart), or any client when this member itself is revoked.
 absl::Status CheckClientNotRevoked(Hsm& hsm, const std::string& group_id,
                                    const crypto::Certificate& leaf, int64_t now = 0);
+
+// This member, if the held statement revokes it: "member 1.2 is revoked in group G since T
+// (statement N); a revoked member <what>".
+absl::Status CheckSelfNotRevoked(Hsm& hsm, const std::string& group_id, const std::string& what,
+                                 int64_t now = 0);
 
 // For offline verifiers: refuses an act (`what`, e.g. "audit entry 17 (provision)") by
 // `member_id` at `time` if the statement revokes that member at or before `time`.

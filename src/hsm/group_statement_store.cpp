@@ -256,8 +256,26 @@ absl::Status CheckPeerHsm(Hsm& hsm, const std::string& serial, int64_t now) {
   });
 }
 
+absl::Status CheckSelfNotRevoked(Hsm& hsm, const std::string& group_id, const std::string& what,
+                                 int64_t now) {
+  if (now == 0) now = NowUnix();
+  return hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(auto m, internal::LoadMembership(tx, group_id));
+    if (!m) return absl::NotFoundError("this HSM is not a member of group '" + group_id + "'");
+    ASSIGN_OR_RETURN(auto s, internal::LoadStatement(tx, m->group(), hsm.supplier_root(), now));
+    if (!s) return absl::OkStatus();
+    if (const RevokedMember* r = s->IsMemberRevoked(m->member_id())) {
+      return Refuse("member " + m->member_id() + " is revoked in group " + group_id + " since " +
+                    FormatTime(r->revoked_at) + " (" + Seq(s->sequence) + "); a revoked member " +
+                    what);
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status CheckClientNotRevoked(Hsm& hsm, const std::string& group_id,
                                    const crypto::Certificate& leaf, int64_t now) {
+  RETURN_IF_ERROR(CheckSelfNotRevoked(hsm, group_id, "serves no clients of the group", now));
   const std::string who = "client certificate '" + leaf.Subject() + "'";
   auto ext = leaf.Extension(ClientIssuerExtensionOid());
   if (!ext) return Refuse(who + " names no issuing member");

@@ -183,6 +183,13 @@ expect_ok "$CLADE" device make-tray --dir "$T/tray" --count 5 --prefix L-
 expect_ok "$CLADE" line run --job J-1 --hsm "$A2" --client "$T/line2" --tray "$T/tray" \
   --progress none
 expect_ok "$CLADE" hsm call export-audit --connect "$A2" --client "$T/op2" --out "$T/h2.audit"
+# Once the statement reaches 1.1 itself (any operator's call carries it), it serves nobody.
+expect_fail 1 "a revoked member serves no clients of the group" \
+  "$CLADE" hsm call status --connect "$A2" --client "$T/op1"
+grep -q "event=statement.adopted .*sequence=2" "$T/d2.log" || fail "1.1 did not adopt statement 2"
+checks=$((checks + 1))
+expect_fail 1 "a revoked member serves no clients of the group" \
+  "$CLADE" hsm call status --connect "$A2" --client "$T/line2"
 stop_daemon "$P2" d2
 expect_ok "$CLADE" audit verify "$T/h2.audit" --group-export "$T/gx"
 expect_fail 1 "by member 1.1 at" \

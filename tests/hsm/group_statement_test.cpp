@@ -302,6 +302,21 @@ TEST_F(StatementTest, RevokedMemberIssuesNoStatements) {
   EXPECT_EQ(Take(*b_), before);
 }
 
+TEST_F(StatementTest, RevokedMemberThatKnowsItServesAndIssuesNoClients) {
+  auto line_of_a = IssueClientCert(*a_, g_, kRoleLine);
+  ASSERT_OK(line_of_a);
+  ASSERT_OK(VerifyClientCert(*b_, line_of_a->chain[0]));
+  ASSERT_OK(AcceptStatement(*b_, Revoke(*a_, "1.1")));
+  EXPECT_THAT(VerifyClientCert(*b_, line_of_a->chain[0]),
+              StatusIs(kDenied, HasSubstr("member 1.1 is revoked in group " + g_)));
+  EXPECT_THAT(VerifyClientCert(*b_, line_of_a->chain[0]),
+              StatusIs(kDenied, HasSubstr("a revoked member serves no clients of the group")));
+  auto before = Take(*b_);
+  EXPECT_THAT(IssueClientCert(*b_, g_, kRoleOperator),
+              StatusIs(kDenied, HasSubstr("a revoked member issues no client certificates")));
+  EXPECT_EQ(Take(*b_), before);
+}
+
 TEST_F(StatementTest, RevokeNeedsTheSerialOfAMemberThisOneDidNotEnroll) {
   auto before = Take(*b_);
   EXPECT_THAT(RevokeMember(*b_, g_, "1.2", ""),
