@@ -378,8 +378,9 @@ void AddPolicy(CLI::App& group, Dispatch& dispatch) {
         RETURN_IF_ERROR(hsm::AddToPolicy(*h, gid, hsm::PolicyList::kAllow, a->allow));
         std::cout << "allowed " << a->allow << " in group " << gid << "\n";
       } else if (a->change == hsm::PolicyList::kDeny) {
-        RETURN_IF_ERROR(hsm::AddToPolicy(*h, gid, hsm::PolicyList::kDeny, a->deny));
+        // The statement first: a member that may not sign one (it is revoked) changes nothing.
         ASSIGN_OR_RETURN(hsm::IssuedStatement st, hsm::DenySerial(*h, gid, a->deny));
+        RETURN_IF_ERROR(hsm::AddToPolicy(*h, gid, hsm::PolicyList::kDeny, a->deny));
         std::cout << "denied " << a->deny << " in group " << gid << " (group statement "
                   << st.sequence << ")\n";
         if (!a->out.empty()) {
