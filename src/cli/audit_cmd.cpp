@@ -8,6 +8,7 @@
 #include "base/files.h"
 #include "clade/v1/audit.pb.h"
 #include "cli/commands.h"
+#include "cli/statement_file.h"
 #include "crypto/x509.h"
 #include "hsm/audit.h"
 #include "hsm/group.h"
@@ -79,7 +80,7 @@ void AddExport(CLI::App& audit, Dispatch& dispatch) {
 
 void AddVerify(CLI::App& audit, Dispatch& dispatch) {
   struct Args {
-    std::string file, group_dir;
+    std::string file, group_dir, statement;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = audit.add_subcommand(
@@ -97,6 +98,7 @@ void AddVerify(CLI::App& audit, Dispatch& dispatch) {
                   "Directory written by `clade group export`: group-ca-chain.pem and "
                   "supplier-root.crt are read")
       ->required();
+  cmd->add_option("--statement", a->statement, kStatementFlagHelp);
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
       const std::string chain_path = a->group_dir + "/group-ca-chain.pem";
@@ -108,7 +110,9 @@ void AddVerify(CLI::App& audit, Dispatch& dispatch) {
       auto root = crypto::Certificate::FromPem(root_pem);
       if (!root.ok()) return Annotate(root.status(), "reading " + root_path);
       ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(a->file, hsm::kMaxAuditExport));
-      auto report = hsm::VerifyAuditExport(bytes, *chain, *root);
+      ASSIGN_OR_RETURN(auto statement, ReadStatementFile(a->statement, *chain, *root));
+      auto report =
+          hsm::VerifyAuditExport(bytes, *chain, *root, 0, statement ? &*statement : nullptr);
       if (!report.ok()) return Annotate(report.status(), a->file);
       std::cout << "audit of HSM " << report->hsm_serial << ": " << report->entries << " entries, "
                 << report->checkpoints << " checkpoints, chain intact\n";

@@ -15,6 +15,7 @@ absl::StatusOr<rpc::ClientCredentials> ReadClientDirectory(const std::string& di
   creds.key_pem = crypto::SecretBytes::Adopt(key);
   ASSIGN_OR_RETURN(creds.root_pem,
                    ReadFileString(dir + "/supplier-root.crt", crypto::kMaxChainPem));
+  creds.statement_file = dir + "/statement.msg";
   return creds;
 }
 

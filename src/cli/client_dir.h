@@ -1,6 +1,7 @@
 // A client directory written by `clade group issue-client`: client.key (kept private),
 // client-chain.pem and supplier-root.crt, read as gRPC client credentials, and oem-root.crt when
-// the group accepts job packages from an OEM root (the line checks its job package against it).
+// the group accepts job packages from an OEM root (the line checks its job package against it);
+// statement.msg, the newest group statement the client has seen, is kept there by the client.
 #pragma once
 
 #include <optional>

@@ -21,6 +21,8 @@ struct Dispatch {
 void AddSupplierCommands(CLI::App& app, Dispatch& dispatch);
 void AddHsmCommands(CLI::App& app, Dispatch& dispatch);
 void AddGroupCommands(CLI::App& app, Dispatch& dispatch);  // group_cmd.cpp
+// statement_cmd.cpp: `group revoke`, `group accept-statement`, `group statement`.
+void AddStatementCommands(CLI::App& group, Dispatch& dispatch);
 void AddMsgCommands(CLI::App& app, Dispatch& dispatch);    // msg_cmd.cpp
 void AddAuditCommands(CLI::App& app, Dispatch& dispatch);  // audit_cmd.cpp
 void AddOemCommands(CLI::App& app, Dispatch& dispatch);    // oem_cmd.cpp

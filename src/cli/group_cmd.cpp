@@ -15,6 +15,7 @@
 #include "crypto/x509.h"
 #include "hsm/enrollment.h"
 #include "hsm/group.h"
+#include "hsm/group_statement.h"
 #include "hsm/hsm.h"
 #include "rpc/client.h"
 #include "wire/envelope.h"
@@ -390,7 +391,7 @@ void AddList(CLI::App& group, Dispatch& dispatch) {
 
 void AddPolicy(CLI::App& group, Dispatch& dispatch) {
   struct Args {
-    std::string state, group, allow, deny;
+    std::string state, group, allow, deny, out;
     bool show = false;
     std::optional<hsm::PolicyList> change;  // set from which flag was given
   };
@@ -400,12 +401,15 @@ void AddPolicy(CLI::App& group, Dispatch& dispatch) {
       "Show or change which HSMs this member admits into the group: --allow SERIAL adds a "
       "serial to the allow list (when it is non-empty, only listed serials are admitted), "
       "--deny SERIAL adds one to the deny list (never admitted), --show prints both. The policy "
-      "is this member's copy; members it enrolls afterwards receive it with the group.");
+      "is this member's copy; members it enrolls afterwards receive it with the group. A deny "
+      "also signs the group's next statement (see `clade group revoke`), so that every member "
+      "that receives it refuses the serial too; --out writes that statement to a file.");
   cmd->add_option("--state", a->state, "HSM state directory")->required();
   cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
   CLI::Option* allow = cmd->add_option("--allow", a->allow, "HSM serial to add to the allow list");
   CLI::Option* deny = cmd->add_option("--deny", a->deny, "HSM serial to add to the deny list");
   CLI::Option* show = cmd->add_flag("--show", a->show, "Print the allow and deny lists");
+  cmd->add_option("--out", a->out, "With --deny: also write the new group statement here");
   allow->excludes(deny)->excludes(show);
   deny->excludes(show);
   cmd->callback([&dispatch, a, allow, deny, show] {
@@ -421,8 +425,15 @@ void AddPolicy(CLI::App& group, Dispatch& dispatch) {
         RETURN_IF_ERROR(hsm::AddToPolicy(*h, gid, hsm::PolicyList::kAllow, a->allow));
         std::cout << "allowed " << a->allow << " in group " << gid << "\n";
       } else if (a->change == hsm::PolicyList::kDeny) {
+        // The statement first: a member that may not sign one (it is revoked) changes nothing.
+        ASSIGN_OR_RETURN(hsm::IssuedStatement st, hsm::DenySerial(*h, gid, a->deny));
         RETURN_IF_ERROR(hsm::AddToPolicy(*h, gid, hsm::PolicyList::kDeny, a->deny));
-        std::cout << "denied " << a->deny << " in group " << gid << "\n";
+        std::cout << "denied " << a->deny << " in group " << gid << " (group statement "
+                  << st.sequence << ")\n";
+        if (!a->out.empty()) {
+          RETURN_IF_ERROR(WriteFileAtomic(a->out, st.message));
+          std::cout << "wrote " << a->out << "\n";
+        }
       }
       ASSIGN_OR_RETURN(hsm::GroupSummary g, FindSummary(*h, gid));
       std::cout << "group " << g.group_id << " (" << g.name << ")\n";
@@ -482,6 +493,7 @@ void AddGroupCommands(CLI::App& app, Dispatch& dispatch) {
   AddList(*group, dispatch);
   AddPolicy(*group, dispatch);
   AddTrustOem(*group, dispatch);
+  AddStatementCommands(*group, dispatch);
 }
 
 }  // namespace clade::cli

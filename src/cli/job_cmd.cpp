@@ -5,6 +5,7 @@
 #include "base/clock.h"
 #include "base/files.h"
 #include "cli/commands.h"
+#include "cli/statement_file.h"
 #include "crypto/digest.h"
 #include "hsm/group.h"
 #include "hsm/job.h"
@@ -191,7 +192,7 @@ void AddProvision(CLI::App& app, Dispatch& dispatch) {
 
 void AddRecordVerify(CLI::App& app, Dispatch& dispatch) {
   struct Args {
-    std::string file, group_export;
+    std::string file, group_export, statement;
   };
   auto a = std::make_shared<Args>();
   CLI::App* record = app.add_subcommand(
@@ -206,6 +207,7 @@ void AddRecordVerify(CLI::App& app, Dispatch& dispatch) {
                   "Directory written by `clade group export` (group-ca-chain.pem, "
                   "supplier-root.crt)")
       ->required();
+  cmd->add_option("--statement", a->statement, kStatementFlagHelp);
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
       ASSIGN_OR_RETURN(
@@ -217,6 +219,11 @@ void AddRecordVerify(CLI::App& app, Dispatch& dispatch) {
       ASSIGN_OR_RETURN(auto root, crypto::Certificate::FromPem(root_pem));
       ASSIGN_OR_RETURN(auto bytes, ReadFileBytes(a->file, wire::kMaxMessageSize));
       ASSIGN_OR_RETURN(auto rec, hsm::VerifyProvisioningRecord(bytes, chain, root));
+      ASSIGN_OR_RETURN(auto statement, ReadStatementFile(a->statement, chain, root));
+      if (statement) {
+        RETURN_IF_ERROR(hsm::CheckActBeforeRevocation(*statement, rec.member_id, rec.provisioned_at,
+                                                      "provisioning record"));
+      }
       std::cout << "record verified: signed by member " << rec.member_id << " of group "
                 << rec.group_id << "\n"
                 << "job: " << rec.job_id << "\ndevice uid: " << rec.device_uid

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "base/files.h"
 #include "cli/commands.h"
+#include "cli/statement_file.h"
 #include "crypto/x509.h"
 #include "hsm/audit.h"
 #include "line/device_db.h"
@@ -133,7 +134,8 @@ void AddStatus(CLI::App& line, Dispatch& dispatch) {
 }
 
 absl::StatusOr<std::vector<hsm::AuditReport>> VerifyAudits(const std::vector<std::string>& files,
-                                                           const std::string& group_dir) {
+                                                           const std::string& group_dir,
+                                                           const std::string& statement_file) {
   const std::string chain_path = group_dir + "/group-ca-chain.pem";
   const std::string root_path = group_dir + "/supplier-root.crt";
   ASSIGN_OR_RETURN(std::string chain_pem, ReadFileString(chain_path, crypto::kMaxChainPem));
@@ -142,10 +144,12 @@ absl::StatusOr<std::vector<hsm::AuditReport>> VerifyAudits(const std::vector<std
   ASSIGN_OR_RETURN(std::string root_pem, ReadFileString(root_path, crypto::kMaxChainPem));
   auto root = crypto::Certificate::FromPem(root_pem);
   if (!root.ok()) return Annotate(root.status(), "reading " + root_path);
+  ASSIGN_OR_RETURN(auto statement, ReadStatementFile(statement_file, *chain, *root));
   std::vector<hsm::AuditReport> reports;
   for (const std::string& file : files) {
     ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(file, hsm::kMaxAuditExport));
-    auto report = hsm::VerifyAuditExport(bytes, *chain, *root);
+    auto report =
+        hsm::VerifyAuditExport(bytes, *chain, *root, 0, statement ? &*statement : nullptr);
     if (!report.ok()) return Annotate(report.status(), file);
     std::cout << "audit of HSM " << report->hsm_serial << " (member " << report->member_id
               << "): " << report->entries << " entries, chain intact\n";
@@ -156,7 +160,7 @@ absl::StatusOr<std::vector<hsm::AuditReport>> VerifyAudits(const std::vector<std
 
 void AddReconcile(CLI::App& line, Dispatch& dispatch) {
   struct Args {
-    std::string db, job, group_dir;
+    std::string db, job, group_dir, statement;
     std::vector<std::string> audits;
   };
   auto a = std::make_shared<Args>();
@@ -182,10 +186,11 @@ void AddReconcile(CLI::App& line, Dispatch& dispatch) {
   cmd->add_option("AUDIT_EXPORT", a->audits,
                   "Audit export files (`clade audit export`), one per member")
       ->required();
+  cmd->add_option("--statement", a->statement, kStatementFlagHelp);
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
       ASSIGN_OR_RETURN(auto db, line::DeviceDb::OpenExisting(a->db));
-      ASSIGN_OR_RETURN(auto audits, VerifyAudits(a->audits, a->group_dir));
+      ASSIGN_OR_RETURN(auto audits, VerifyAudits(a->audits, a->group_dir, a->statement));
       ASSIGN_OR_RETURN(line::ReconcileReport r, line::Reconcile(*db, a->job, audits));
       if (r.done + r.failed + r.pending == 0 && r.issued == 0) {
         return absl::NotFoundError("no devices of job " + a->job + " in " + a->db +

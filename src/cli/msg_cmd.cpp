@@ -14,6 +14,7 @@
 #include "base/files.h"
 #include "clade/v1/group.pb.h"
 #include "clade/v1/job.pb.h"
+#include "clade/v1/statement.pb.h"
 #include "cli/commands.h"
 #include "crypto/digest.h"
 #include "crypto/x509.h"
@@ -117,6 +118,7 @@ std::unique_ptr<pb::Message> NewKnownMessage(const std::string& type) {
   if (type == "clade.v1.ProvisioningRecord") {
     return std::make_unique<clade::v1::ProvisioningRecord>();
   }
+  if (type == "clade.v1.GroupStatement") return std::make_unique<clade::v1::GroupStatement>();
   return nullptr;
 }
 

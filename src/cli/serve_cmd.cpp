@@ -16,10 +16,12 @@
 #include "cli/client_dir.h"
 #include "cli/commands.h"
 #include "crypto/pem_files.h"
+#include "crypto/signature.h"
 #include "crypto/x509.h"
 #include "hsm/client_cert.h"
 #include "hsm/enrollment.h"
 #include "hsm/group.h"
+#include "hsm/group_statement.h"
 #include "hsm/hsm.h"
 #include "hsm/job.h"
 #include "rpc/client.h"
@@ -83,7 +85,7 @@ void AddServe(CLI::App& hsm_cmd, Dispatch& dispatch) {
 void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
   struct Args {
     std::string connect, client, state, root, call, group, for_serial, package, job, public_key,
-        out;
+        out, statement;
     std::vector<std::string> uids;
   };
   auto a = std::make_shared<Args>();
@@ -91,32 +93,40 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
       "call",
       "Make one call to a running HSM daemon: status, announce (--group, --for, --out), "
       "import-job (--package), provision (--job, --uid…, --public-key; one stream for all uids), "
-      "export-audit (--out). Credentials: --client DIR (from `clade group issue-client`), or "
-      "--state S (this HSM's identity), or only --root FILE (no client certificate).");
+      "export-audit (--out), push-statement (--statement FILE, or with --state and --group this "
+      "HSM's own newest group statement; the member answers with the newest it holds, which "
+      "--state adopts). With --client, the newest group statement seen is kept in "
+      "DIR/statement.msg and sent with every call. Credentials: --client DIR (from `clade group "
+      "issue-client`), or --state S (this HSM's identity), or only --root FILE (no client "
+      "certificate).");
   cmd->add_option("--connect", a->connect, "HOST:PORT of the daemon")->required();
-  cmd->add_option("call", a->call, "status|announce|import-job|provision|export-audit")
+  cmd->add_option("call", a->call,
+                  "status|announce|import-job|provision|export-audit|push-statement")
       ->required()
-      ->check(CLI::IsMember({"status", "announce", "import-job", "provision", "export-audit"}));
+      ->check(CLI::IsMember(
+          {"status", "announce", "import-job", "provision", "export-audit", "push-statement"}));
   cmd->add_option("--client", a->client,
                   "Client directory: client.key, client-chain.pem, "
                   "supplier-root.crt");
   cmd->add_option("--state", a->state, "Call as this HSM (its identity certificate)");
   cmd->add_option("--root", a->root, "Supplier root PEM (with neither --client nor --state)");
-  cmd->add_option("--group", a->group, "announce: the group");
+  cmd->add_option("--group", a->group, "announce, push-statement (with --state): the group");
   cmd->add_option("--for", a->for_serial, "announce: the serial of the one HSM it admits");
   cmd->add_option("--package", a->package, "import-job: the job package file");
   cmd->add_option("--job", a->job, "provision: the job id");
   cmd->add_option("--uid", a->uids, "provision: device uids (repeatable)");
   cmd->add_option("--public-key", a->public_key, "provision: device public key PEM file");
-  cmd->add_option("--out", a->out, "announce / export-audit: file to write");
+  cmd->add_option("--out", a->out, "announce / export-audit / push-statement: file to write");
+  cmd->add_option("--statement", a->statement, "push-statement: the group statement file");
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
       rpc::ClientCredentials creds;
+      std::unique_ptr<hsm::Hsm> self;  // with --state: the calling HSM
       if (!a->client.empty()) {
         ASSIGN_OR_RETURN(creds, ReadClientDirectory(a->client));
       } else if (!a->state.empty()) {
-        ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-        ASSIGN_OR_RETURN(creds, HsmCredentials(*h));
+        ASSIGN_OR_RETURN(self, hsm::Hsm::Open(a->state));
+        ASSIGN_OR_RETURN(creds, HsmCredentials(*self));
       } else if (!a->root.empty()) {
         ASSIGN_OR_RETURN(creds.root_pem, ReadFileString(a->root, crypto::kMaxChainPem));
       } else {
@@ -167,6 +177,33 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
         if (failed > 0) {
           return absl::FailedPreconditionError(std::to_string(failed) + " device(s) refused");
         }
+      } else if (a->call == "push-statement") {
+        std::string st;
+        if (!a->statement.empty()) {
+          ASSIGN_OR_RETURN(st, ReadFileString(a->statement, hsm::kMaxStatementSize));
+        } else if (self && !a->group.empty()) {
+          // Member to member: this HSM's own newest statement of the group.
+          ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*self, a->group));
+          ASSIGN_OR_RETURN(auto held, hsm::HeldStatement(*self, gid));
+          if (!held) return absl::NotFoundError("this HSM holds no statement of group " + gid);
+          st.assign(held->message.begin(), held->message.end());
+        } else {
+          return absl::InvalidArgumentError(
+              "push-statement needs --statement FILE, or --state S and --group G");
+        }
+        ASSIGN_OR_RETURN(auto r, client->PushStatement(st));
+        std::cout << (r.adopted() ? "adopted" : "already held") << "; the member holds statement "
+                  << r.sequence() << "\n";
+        if (self && r.statement() != st) {
+          // The other member held a newer one: adopt it here too.
+          auto back = hsm::AcceptStatement(*self, crypto::AsBytes(r.statement()));
+          if (!back.ok()) return Annotate(back.status(), "the member's answer");
+          std::cout << "this HSM now holds statement " << back->statement.sequence << "\n";
+        }
+        if (!a->out.empty()) {
+          RETURN_IF_ERROR(WriteFileAtomic(a->out, r.statement()));
+          std::cout << "wrote " << a->out << "\n";
+        }
       } else {
         ASSIGN_OR_RETURN(auto r, client->ExportAudit());
         if (a->out.empty()) return absl::InvalidArgumentError("export-audit needs --out");
@@ -181,7 +218,7 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
 void AddIssueClient(CLI::App& group, Dispatch& dispatch) {
   struct Args {
     std::string state, group, role, out;
-    int64_t days = 365;
+    int64_t days = hsm::kDefaultClientValidity / (24 * 3600);
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = group.add_subcommand(
@@ -191,14 +228,16 @@ void AddIssueClient(CLI::App& group, Dispatch& dispatch) {
       "(keep it secret), DIR/client-chain.pem (client cert, group CA, founder identity, "
       "supplier issuing CA), DIR/supplier-root.crt (to check the daemons' certificates) and, "
       "when the group accepts an OEM root, DIR/oem-root.crt (what `clade line run` checks its "
-      "job package against).");
+      "job package against). The certificate names this member as its issuer: revoking the "
+      "member (`clade group revoke --member`) revokes it too. Valid 30 days unless --days says "
+      "otherwise; re-issue before it expires.");
   cmd->add_option("--state", a->state, "HSM state directory (any member of the group)")->required();
   cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
   cmd->add_option("--role", a->role, "line (provision, import jobs, status) or operator (all)")
       ->required()
       ->check(CLI::IsMember({"line", "operator"}));
   cmd->add_option("--out", a->out, "Output directory (created if missing)")->required();
-  cmd->add_option("--days", a->days, "Validity in days (default 365, capped by the group CA)")
+  cmd->add_option("--days", a->days, "Validity in days (default 30, capped by the group CA)")
       ->check(CLI::Range(1, 36500));
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {

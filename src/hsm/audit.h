@@ -96,8 +96,13 @@ struct AuditReport {
 // entry 17: previous digest does not match entry 16", "audit entry 5 is out of order", "checkpoint
 // at entry 64 is not signed by a member of group …", "audit entry 9 claims member id 1.2, the
 // signer is 1.1". Certificates are checked at `now` (0 = the current time).
+// With a `statement` of the group (hsm/group_statement.h), an entry by a member it revokes, dated
+// at or after the revocation, fails: "audit entry 40 (provision) by member 1.2 at … is after its
+// revocation at …".
+struct VerifiedStatement;
 absl::StatusOr<AuditReport> VerifyAuditExport(
     std::span<const uint8_t> export_bytes, const std::vector<crypto::Certificate>& group_ca_chain,
-    const crypto::Certificate& supplier_root, int64_t now = 0);
+    const crypto::Certificate& supplier_root, int64_t now = 0,
+    const VerifiedStatement* statement = nullptr);
 
 }  // namespace clade::hsm

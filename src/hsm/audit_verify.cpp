@@ -8,6 +8,7 @@
 #include "crypto/digest.h"
 #include "crypto/signature.h"
 #include "hsm/audit.h"
+#include "hsm/group_statement.h"
 #include "hsm/internal/group_records.h"
 #include "wire/envelope.h"
 
@@ -100,7 +101,7 @@ absl::StatusOr<std::vector<Position>> MergeLog(const v1::AuditExport& ex,
 
 absl::StatusOr<AuditReport> VerifyAuditExport(
     std::span<const uint8_t> export_bytes, const std::vector<crypto::Certificate>& group_ca_chain,
-    const crypto::Certificate& supplier_root, int64_t now) {
+    const crypto::Certificate& supplier_root, int64_t now, const VerifiedStatement* statement) {
   if (now == 0) now = NowUnix();
   // 1. The envelope, signed by a genuine HSM.
   ASSIGN_OR_RETURN(wire::Envelope env,
@@ -146,6 +147,10 @@ absl::StatusOr<AuditReport> VerifyAuditExport(
   report.hsm_serial = signer->serial;
   report.group_id = group.group_id;
   report.member_id = member_id;
+  if (statement != nullptr && statement->group_id != group.group_id) {
+    return Refuse("the group statement is for group " + statement->group_id +
+                  ", the audit is checked against group " + group.group_id);
+  }
 
   // 3. The entries: consecutive, each chained to the one before.
   std::vector<v1::AuditEntry> entries(static_cast<size_t>(ex.entries_size()));
@@ -187,6 +192,10 @@ absl::StatusOr<AuditReport> VerifyAuditExport(
     } else if (e.member_id() != member_id) {
       return Refuse(Entry(seq) + " claims member id " + e.member_id() + ", the signer is " +
                     member_id);
+    }
+    if (statement != nullptr) {
+      RETURN_IF_ERROR(CheckActBeforeRevocation(*statement, e.member_id(), e.time(),
+                                               Entry(seq) + " (" + e.operation() + ")"));
     }
     ++report.counts[e.member_id()][e.operation()];
     report.events.push_back(AuditEvent{e.group_id(), e.member_id(), e.operation(), e.subject()});

@@ -3,14 +3,24 @@
 #include "base/clock.h"
 #include "crypto/der.h"
 #include "hsm/group.h"
+#include "hsm/group_statement.h"
 #include "hsm/internal/group_records.h"
 
 namespace clade::hsm {
 
 std::string ClientRoleExtensionOid() { return std::string(kCladeArc) + ".2.2"; }
+std::string ClientIssuerExtensionOid() { return std::string(kCladeArc) + ".2.3"; }
 
 namespace {
 bool KnownRole(const std::string& role) { return role == kRoleLine || role == kRoleOperator; }
+
+absl::StatusOr<GroupSummary> FindOwnSummary(Hsm& hsm, const std::string& group_id) {
+  ASSIGN_OR_RETURN(auto groups, ListGroups(hsm));
+  for (auto& g : groups) {
+    if (g.group_id == group_id) return g;
+  }
+  return absl::NotFoundError("this HSM is not a member of group '" + group_id + "'");
+}
 }  // namespace
 
 absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_id,
@@ -30,6 +40,8 @@ absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_
     ca_key.emplace(std::move(keys.group_ca));
     return absl::OkStatus();
   }));
+  ASSIGN_OR_RETURN(GroupSummary self, FindOwnSummary(hsm, group_id));
+  RETURN_IF_ERROR(CheckSelfNotRevoked(hsm, group_id, "issues no client certificates", now));
   ASSIGN_OR_RETURN(auto key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
   crypto::CertProfile p;
   p.subject = {{"CN", "Clade " + role + " client"}, {"O", group_id}, {"OU", role}};
@@ -39,6 +51,8 @@ absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_
   p.extended_key_usage = {"clientAuth"};
   p.policies = {KindOid(CertKind::kClient)};
   p.extra_extensions.push_back({ClientRoleExtensionOid(), false, crypto::DerUtf8String(role)});
+  p.extra_extensions.push_back(
+      {ClientIssuerExtensionOid(), false, crypto::DerUtf8String(self.member_id)});
   ASSIGN_OR_RETURN(auto cert, crypto::IssueCertificate(p, key.Public(), &group.group_ca, *ca_key));
   IssuedClient out{std::move(key), {cert}, g.supplier_root};
   for (const auto& c : g.group_ca_chain) out.chain.push_back(c);
@@ -66,7 +80,10 @@ absl::StatusOr<VerifiedClient> VerifyClientCert(Hsm& hsm, const crypto::Certific
     auto group = internal::VerifyGroupCaChain(g.group_ca_chain, g.supplier_root, now);
     if (!group.ok()) continue;
     auto st = internal::VerifyIssuedByGroup(leaf, CertKind::kClient, *group, g.supplier_root, now);
-    if (st.ok()) return VerifiedClient{s.group_id, role, leaf.Subject()};
+    if (st.ok()) {
+      RETURN_IF_ERROR(CheckClientNotRevoked(hsm, s.group_id, leaf, now));
+      return VerifiedClient{s.group_id, role, leaf.Subject()};
+    }
     last_reason = ": " + std::string(st.message());
   }
   return absl::PermissionDeniedError("client certificate '" + leaf.Subject() +

@@ -20,17 +20,23 @@ inline constexpr char kRoleOperator[] = "operator";
 
 // The role extension OID: kCladeArc + ".2.2".
 std::string ClientRoleExtensionOid();
+// The issuing member extension OID: kCladeArc + ".2.3", a UTF8String member id. Revoking a member
+// revokes every client certificate it issued (hsm/group_statement.h).
+std::string ClientIssuerExtensionOid();
+inline constexpr int64_t kDefaultClientValidity = 30 * 24 * 3600;
 
 struct IssuedClient {
   crypto::PrivateKey key;                  // new P-256 key, made here and handed out
   std::vector<crypto::Certificate> chain;  // client cert, group CA, founder identity, issuing
   crypto::Certificate supplier_root;
 };
-// Issues a client certificate for `role` (line|operator) with the group CA of `group_id`; valid
-// until the group CA expires or `valid_for` seconds, whichever is first.
+// Issues a client certificate for `role` (line|operator) with the group CA of `group_id`, naming
+// this member as its issuer; valid until the group CA expires or `valid_for` seconds, whichever
+// is first.
 absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_id,
                                              const std::string& role,
-                                             int64_t valid_for = 365 * 24 * 3600, int64_t now = 0);
+                                             int64_t valid_for = kDefaultClientValidity,
+                                             int64_t now = 0);
 
 struct VerifiedClient {
   std::string group_id;
@@ -38,8 +44,9 @@ struct VerifiedClient {
   std::string subject;
 };
 // Checks a client certificate: kind client, issued directly by the group CA of a group this HSM
-// is a member of, valid now, with a known role. PermissionDenied with a named reason otherwise,
-// e.g. "client certificate 'CN=…' is not issued by the CA of any group of this HSM".
+// is a member of, valid now, with a known role, not revoked by the group's held statement (nor
+// issued by a revoked member). PermissionDenied with a named reason otherwise, e.g. "client
+// certificate 'CN=…' is not issued by the CA of any group of this HSM".
 absl::StatusOr<VerifiedClient> VerifyClientCert(Hsm& hsm, const crypto::Certificate& leaf,
                                                 int64_t now = 0);
 

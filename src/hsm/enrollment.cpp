@@ -9,6 +9,7 @@
 #include "crypto/signature.h"
 #include "hsm/audit.h"
 #include "hsm/internal/group_records.h"
+#include "hsm/internal/statements.h"
 #include "wire/envelope.h"
 
 namespace clade::hsm {
@@ -289,6 +290,8 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
     if (!allow.empty() && std::find(allow.begin(), allow.end(), cand.serial) == allow.end()) {
       return Refuse("candidate " + cand.serial + " is not on the allow list");
     }
+    ASSIGN_OR_RETURN(auto statement, internal::LoadStatement(tx, m->group(), root, now));
+    RETURN_IF_ERROR(internal::CheckCandidate(statement, cand.serial));
     for (const auto& child : m->children()) {
       if (child.hsm_serial() == cand.serial) {
         return Refuse("candidate " + cand.serial + " is already enrolled as " + child.member_id());
@@ -315,6 +318,7 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
     resp.set_wrapped_secrets(Bytes(wrapped));
     resp.set_sponsor_member_id(m->member_id());
     resp.set_issued_at(now);
+    if (statement) resp.set_group_statement(Bytes(statement->message));
     ASSIGN_OR_RETURN(out.response, Seal(sponsor, identity_key, kResponseType, resp));
 
     // Persisted in this transaction, before the response leaves: ids are never reused (DESIGN §3).
@@ -429,6 +433,7 @@ absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, i
     RETURN_IF_ERROR(CheckKeyMatches(keys->encryption, *enc, "group encryption"));
     RETURN_IF_ERROR(CheckKeyMatches(keys->signing, *sign, "group signing"));
 
+    RETURN_IF_ERROR(internal::AdoptAtJoin(tx, pub, resp.group_statement(), root, now));
     v1::GroupMembership m;
     *m.mutable_group() = pub;
     m.set_member_id(id->ToString());

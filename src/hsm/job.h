@@ -147,6 +147,7 @@ struct VerifiedRecord {
   std::string group_id, member_id, job_id, device_uid, cert_serial, key_mode;
   std::vector<uint8_t> cert_sha256;
   std::vector<uint8_t> firmware_sha256 = {}, config_sha256 = {};  // empty: none handed out
+  int64_t provisioned_at = 0;
 };
 absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
     std::span<const uint8_t> record, const std::vector<crypto::Certificate>& group_ca_chain,

@@ -256,6 +256,7 @@ absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
                      rec.key_mode(),
                      std::vector<uint8_t>(rec.cert_sha256().begin(), rec.cert_sha256().end())};
   out.firmware_sha256.assign(rec.firmware_sha256().begin(), rec.firmware_sha256().end());
+  out.provisioned_at = rec.provisioned_at();
   out.config_sha256.assign(rec.config_sha256().begin(), rec.config_sha256().end());
   return out;
 }

@@ -10,11 +10,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 
+#include "base/files.h"
 #include "clade/v1/hsm_service.grpc.pb.h"
 #include "rpc/limits.h"
+#include "crypto/signature.h"
+#include "hsm/group_statement.h"
 
 namespace clade::rpc {
 namespace {
@@ -47,18 +52,91 @@ constexpr int kMaxReconnectBackoffMs = 1000;
 
 using ProvisionCall = grpc::ClientReaderWriter<v1::ProvisionRequest, v1::ProvisionResponse>;
 
+constexpr char kStatementKey[] = "clade-statement-bin";
+
+// The client's copy of the newest group statement (docs/decisions/0006-group-statements.md):
+// sent with each call, replaced by a newer one a member returns. One per statement file in a
+// process, shared by its clients and their streams, so that what one member returned goes to the
+// next member any client of the process calls (a line talks to several). A statement that does
+// not verify against the client's own group CA is ignored.
+class StatementKeeper {
+ public:
+  static std::shared_ptr<StatementKeeper> Make(const ClientCredentials& creds) {
+    if (creds.statement_file.empty()) return std::make_shared<StatementKeeper>();
+    static std::mutex registry_mu;
+    static std::map<std::string, std::weak_ptr<StatementKeeper>> registry;
+    std::lock_guard<std::mutex> l(registry_mu);
+    if (auto shared = registry[creds.statement_file].lock()) return shared;
+    auto k = std::make_shared<StatementKeeper>();
+    registry[creds.statement_file] = k;
+    auto chain = crypto::Certificate::ChainFromPem(creds.chain_pem);
+    auto root = crypto::Certificate::FromPem(creds.root_pem);
+    // client certificate, group CA, founder identity, supplier issuing CA
+    if (!chain.ok() || chain->size() != 4 || !root.ok()) return k;
+    k->file_ = creds.statement_file;
+    k->group_chain_.assign(chain->begin() + 1, chain->end());
+    k->root_.emplace(*std::move(root));
+    if (auto held = k->ReadFile()) {
+      k->message_ = std::string(held->message.begin(), held->message.end());
+      k->sequence_ = held->sequence;
+    }
+    return k;
+  }
+
+  void Prepare(grpc::ClientContext& ctx) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!message_.empty()) ctx.AddMetadata(kStatementKey, message_);
+  }
+
+  void Absorb(const grpc::ClientContext& ctx) {
+    if (file_.empty()) return;
+    const auto& trailers = ctx.GetServerTrailingMetadata();
+    auto [begin, end] = trailers.equal_range(kStatementKey);
+    for (auto it = begin; it != end; ++it) {
+      std::string bytes(it->second.data(), it->second.size());
+      auto s = hsm::VerifyStatement(crypto::AsBytes(bytes), group_chain_, *root_);
+      if (!s.ok()) continue;
+      std::lock_guard<std::mutex> l(mu_);
+      if (s->sequence <= sequence_) continue;
+      // Another client of the same directory may have kept a newer one meanwhile.
+      if (auto on_disk = ReadFile(); on_disk && on_disk->sequence >= s->sequence) continue;
+      if (!WriteFileAtomic(file_, s->message).ok()) continue;
+      message_ = bytes;
+      sequence_ = s->sequence;
+    }
+  }
+
+ private:
+  std::optional<hsm::VerifiedStatement> ReadFile() const {
+    auto bytes = ReadFileBytes(file_, hsm::kMaxStatementSize);
+    if (!bytes.ok()) return std::nullopt;
+    auto s = hsm::VerifyStatement(*bytes, group_chain_, *root_);
+    if (!s.ok()) return std::nullopt;
+    return *std::move(s);
+  }
+
+  std::string file_;
+  std::vector<crypto::Certificate> group_chain_;
+  std::optional<crypto::Certificate> root_;
+  std::mutex mu_;
+  std::string message_;
+  uint64_t sequence_ = 0;
+};
+
 }  // namespace
 
 struct HsmClient::Impl {
   std::string target;
   // Shared with the streams opened by this client: the stub holds the channel.
   std::shared_ptr<v1::HsmService::Stub> stub;
+  std::shared_ptr<StatementKeeper> statements;
 };
 
 // Members are destroyed in reverse order: the call before its context, the stub (the channel)
 // last.
 struct ProvisionStream::Impl {
   std::shared_ptr<v1::HsmService::Stub> stub;
+  std::shared_ptr<StatementKeeper> statements;
   std::string target;
   grpc::ClientContext ctx;
   std::unique_ptr<ProvisionCall> call;
@@ -104,6 +182,7 @@ void ProvisionStream::Cancel() { impl_->ctx.TryCancel(); }
 absl::Status ProvisionStream::Finish() {
   if (!impl_->finished) {
     impl_->outcome = FromGrpc(impl_->call->Finish(), "Provision on " + impl_->target);
+    impl_->statements->Absorb(impl_->ctx);
     impl_->finished = true;
   }
   return impl_->outcome;
@@ -140,19 +219,23 @@ absl::StatusOr<std::unique_ptr<HsmClient>> HsmClient::Connect(const std::string&
   // Clade's message limits, not gRPC's 4 MiB default (src/rpc/limits.h).
   args.SetMaxSendMessageSize(static_cast<int>(kMaxRequestBytes));
   args.SetMaxReceiveMessageSize(static_cast<int>(kMaxResponseBytes));
+  args.SetInt(GRPC_ARG_MAX_METADATA_SIZE, hsm::kMaxStatementMetadata);
   auto channel = grpc::CreateCustomChannel(target, grpc::experimental::TlsCredentials(opts), args);
   if (!channel) return absl::InternalError("cannot create a channel to " + target);
   auto impl = std::make_unique<Impl>();
   impl->target = target;
   impl->stub = std::shared_ptr<v1::HsmService::Stub>(v1::HsmService::NewStub(channel));
+  impl->statements = StatementKeeper::Make(creds);
   return std::unique_ptr<HsmClient>(new HsmClient(std::move(impl)));
 }
 
 absl::StatusOr<v1::AnnounceResponse> HsmClient::Announce(const v1::AnnounceRequest& req) {
   grpc::ClientContext ctx;
   SetDeadline(ctx);
+  impl_->statements->Prepare(ctx);
   v1::AnnounceResponse resp;
   auto s = impl_->stub->Announce(&ctx, req, &resp);
+  impl_->statements->Absorb(ctx);
   if (!s.ok()) return FromGrpc(s, "Announce on " + impl_->target);
   return resp;
 }
@@ -160,8 +243,10 @@ absl::StatusOr<v1::AnnounceResponse> HsmClient::Announce(const v1::AnnounceReque
 absl::StatusOr<v1::AdmitResponse> HsmClient::Admit(const v1::AdmitRequest& req) {
   grpc::ClientContext ctx;
   SetDeadline(ctx);
+  impl_->statements->Prepare(ctx);
   v1::AdmitResponse resp;
   auto s = impl_->stub->Admit(&ctx, req, &resp);
+  impl_->statements->Absorb(ctx);
   if (!s.ok()) return FromGrpc(s, "Admit on " + impl_->target);
   return resp;
 }
@@ -169,8 +254,10 @@ absl::StatusOr<v1::AdmitResponse> HsmClient::Admit(const v1::AdmitRequest& req) 
 absl::StatusOr<v1::ImportJobResponse> HsmClient::ImportJob(const v1::ImportJobRequest& req) {
   grpc::ClientContext ctx;
   SetDeadline(ctx);
+  impl_->statements->Prepare(ctx);
   v1::ImportJobResponse resp;
   auto s = impl_->stub->ImportJob(&ctx, req, &resp);
+  impl_->statements->Absorb(ctx);
   if (!s.ok()) return FromGrpc(s, "ImportJob on " + impl_->target);
   return resp;
 }
@@ -178,10 +265,12 @@ absl::StatusOr<v1::ImportJobResponse> HsmClient::ImportJob(const v1::ImportJobRe
 absl::StatusOr<v1::GetJobResponse> HsmClient::GetJob(const std::string& job_id) {
   grpc::ClientContext ctx;
   SetDeadline(ctx);
+  impl_->statements->Prepare(ctx);
   v1::GetJobRequest req;
   req.set_job_id(job_id);
   v1::GetJobResponse resp;
   auto s = impl_->stub->GetJob(&ctx, req, &resp);
+  impl_->statements->Absorb(ctx);
   if (!s.ok()) return FromGrpc(s, "GetJob on " + impl_->target);
   return resp;
 }
@@ -190,8 +279,10 @@ absl::StatusOr<v1::StatusResponse> HsmClient::Status(int timeout_seconds,
                                                      std::string* server_cert_pem) {
   grpc::ClientContext ctx;
   SetDeadline(ctx, timeout_seconds);
+  impl_->statements->Prepare(ctx);
   v1::StatusResponse resp;
   auto s = impl_->stub->Status(&ctx, v1::StatusRequest(), &resp);
+  impl_->statements->Absorb(ctx);
   if (!s.ok()) return FromGrpc(s, "Status on " + impl_->target);
   if (server_cert_pem) {
     auto auth = ctx.auth_context();
@@ -206,11 +297,26 @@ absl::StatusOr<v1::StatusResponse> HsmClient::Status(int timeout_seconds,
   return resp;
 }
 
+absl::StatusOr<v1::PushStatementResponse> HsmClient::PushStatement(const std::string& statement) {
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  impl_->statements->Prepare(ctx);
+  v1::PushStatementRequest req;
+  req.set_statement(statement);
+  v1::PushStatementResponse resp;
+  auto s = impl_->stub->PushStatement(&ctx, req, &resp);
+  impl_->statements->Absorb(ctx);
+  if (!s.ok()) return FromGrpc(s, "PushStatement on " + impl_->target);
+  return resp;
+}
+
 absl::StatusOr<v1::ExportAuditResponse> HsmClient::ExportAudit() {
   grpc::ClientContext ctx;
   SetDeadline(ctx);
+  impl_->statements->Prepare(ctx);
   v1::ExportAuditResponse resp;
   auto s = impl_->stub->ExportAudit(&ctx, v1::ExportAuditRequest(), &resp);
+  impl_->statements->Absorb(ctx);
   if (!s.ok()) return FromGrpc(s, "ExportAudit on " + impl_->target);
   return resp;
 }
@@ -219,12 +325,15 @@ namespace {
 
 // Starts a Provision call; `deadline` unset = none (the caller cancels).
 std::unique_ptr<ProvisionStream::Impl> StartProvision(
-    const std::shared_ptr<v1::HsmService::Stub>& stub, const std::string& target,
+    const std::shared_ptr<v1::HsmService::Stub>& stub,
+    const std::shared_ptr<StatementKeeper>& statements, const std::string& target,
     std::optional<std::chrono::system_clock::time_point> deadline) {
   auto impl = std::make_unique<ProvisionStream::Impl>();
   impl->stub = stub;
+  impl->statements = statements;
   impl->target = target;
   if (deadline) impl->ctx.set_deadline(*deadline);
+  statements->Prepare(impl->ctx);
   impl->call = impl->stub->Provision(&impl->ctx);
   return impl->call ? std::move(impl) : nullptr;
 }
@@ -232,7 +341,7 @@ std::unique_ptr<ProvisionStream::Impl> StartProvision(
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ProvisionStream>> HsmClient::OpenProvisionStream() {
-  auto impl = StartProvision(impl_->stub, impl_->target, std::nullopt);
+  auto impl = StartProvision(impl_->stub, impl_->statements, impl_->target, std::nullopt);
   if (!impl) return absl::InternalError("cannot open a Provision stream to " + impl_->target);
   return std::unique_ptr<ProvisionStream>(new ProvisionStream(std::move(impl)));
 }
@@ -240,7 +349,7 @@ absl::StatusOr<std::unique_ptr<ProvisionStream>> HsmClient::OpenProvisionStream(
 absl::StatusOr<std::vector<v1::ProvisionResponse>> HsmClient::Provision(
     const std::vector<v1::ProvisionRequest>& reqs) {
   // A bounded call: a batch from the command line, not a line that cancels its own streams.
-  auto impl = StartProvision(impl_->stub, impl_->target,
+  auto impl = StartProvision(impl_->stub, impl_->statements, impl_->target,
                              std::chrono::system_clock::now() + std::chrono::hours(1));
   if (!impl) return absl::InternalError("cannot open a Provision stream to " + impl_->target);
   std::unique_ptr<ProvisionStream> stream(new ProvisionStream(std::move(impl)));

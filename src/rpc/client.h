@@ -21,6 +21,10 @@ struct ClientCredentials {
   std::string chain_pem;        // leaf first; empty = connect without a client certificate
   crypto::SecretBytes key_pem;  // PKCS#8 PEM of the leaf key
   std::string root_pem;         // the supplier root the server's identity must chain to
+  // Optional. Where this client keeps the newest group statement (client directory
+  // statement.msg): sent with every call (metadata "clade-statement-bin"), and replaced by a newer
+  // one a member returns, checked against the group CA of `chain_pem` first.
+  std::string statement_file = {};
 };
 
 // One Provision stream (HsmService.Provision): requests go out with Write, answers come back in
@@ -72,6 +76,8 @@ class HsmClient {
   absl::StatusOr<v1::StatusResponse> Status(int timeout_seconds = 60,
                                             std::string* server_cert_pem = nullptr);
   absl::StatusOr<v1::ExportAuditResponse> ExportAudit();
+  // Hands the member a group statement; it answers with the newest it holds.
+  absl::StatusOr<v1::PushStatementResponse> PushStatement(const std::string& statement);
   // Sends every request on one stream (all in flight at once) and returns the answers in order.
   absl::StatusOr<std::vector<v1::ProvisionResponse>> Provision(
       const std::vector<v1::ProvisionRequest>& reqs);

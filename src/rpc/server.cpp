@@ -17,12 +17,14 @@
 #include "clade/v1/group.pb.h"
 #include "clade/v1/hsm_service.grpc.pb.h"
 #include "clade/v1/job.pb.h"
+#include "clade/v1/statement.pb.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
 #include "hsm/audit.h"
 #include "hsm/client_cert.h"
 #include "hsm/enrollment.h"
 #include "hsm/group.h"
+#include "hsm/group_statement.h"
 #include "hsm/hsm.h"
 #include "hsm/job.h"
 #include "rpc/limits.h"
@@ -162,6 +164,9 @@ absl::StatusOr<std::string> GroupOfMessage(const std::string& bytes, const char*
   return m.group_id();
 }
 
+// Group statements ride in this metadata entry both ways (docs/decisions/0006-group-statements.md).
+constexpr char kStatementKey[] = "clade-statement-bin";
+
 // gRPC's own log lines (e.g. a refused TLS handshake) go through the running daemon's log, as
 // structured lines; only one daemon per process logs them.
 std::atomic<Daemon::Impl*> g_logging_daemon{nullptr};
@@ -201,9 +206,43 @@ struct Daemon::Impl final : public v1::HsmService::Service {
     if (members.empty()) members = "none";
   }
 
-  // Checks the caller's certificate and that its kind/role is in `allowed`. Call with `mu` held.
+  // Statements a caller brings are adopted before its own authorization is judged, so that a
+  // revocation reaches this member with the first call that carries it. Returns their groups.
+  std::vector<std::string> AdoptCallerStatements(ServerContext* ctx, const char* rpc) {
+    std::vector<std::string> groups;
+    const auto& md = ctx->client_metadata();
+    auto [begin, end] = md.equal_range(kStatementKey);
+    for (auto it = begin; it != end; ++it) {
+      std::string bytes(it->second.data(), it->second.size());
+      auto r = hsm::AcceptStatement(*hsm, crypto::AsBytes(bytes));
+      if (absl::IsNotFound(r.status())) continue;  // a group this HSM is not in: not its business
+      if (!r.ok()) {
+        Log("statement.refused", {{"rpc", rpc}, {"reason", std::string(r.status().message())}});
+        continue;
+      }
+      groups.push_back(r->statement.group_id);
+      if (r->outcome == hsm::Adoption::kAdopted) {
+        Log("statement.adopted", {{"rpc", rpc},
+                                  {"group", r->statement.group_id},
+                                  {"sequence", std::to_string(r->statement.sequence)}});
+      }
+    }
+    return groups;
+  }
+
+  // The newest statement of `group_id` goes back with the answer (trailing metadata).
+  void ReturnStatement(ServerContext* ctx, const std::string& group_id) {
+    auto held = hsm::HeldStatement(*hsm, group_id);
+    if (!held.ok() || !*held) return;
+    const auto& m = (*held)->message;
+    ctx->AddTrailingMetadata(kStatementKey, std::string(m.begin(), m.end()));
+  }
+
+  // Checks the caller's certificate, the group statements, and that its kind/role is in
+  // `allowed`. Call with `mu` held.
   grpc::Status Authorize(ServerContext* ctx, const char* rpc,
                          std::initializer_list<const char*> allowed, Caller* out) {
+    std::vector<std::string> brought = AdoptCallerStatements(ctx, rpc);
     auto auth = ctx->auth_context();
     std::vector<grpc::string_ref> leaf_pem;
     if (auth) leaf_pem = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
@@ -243,6 +282,9 @@ struct Daemon::Impl final : public v1::HsmService::Service {
         return refuse(StatusCode::PERMISSION_DENIED,
                       "peer HSM is not genuine: " + std::string(last.message()));
       }
+      if (auto st = hsm::CheckPeerHsm(*hsm, c.who); !st.ok()) {
+        return refuse(StatusCode::PERMISSION_DENIED, std::string(st.message()));
+      }
     } else {
       auto client = hsm::VerifyClientCert(*hsm, *leaf);
       if (!client.ok()) {
@@ -259,7 +301,39 @@ struct Daemon::Impl final : public v1::HsmService::Service {
           StatusCode::PERMISSION_DENIED,
           std::string("role '") + c.kind + "' may not call " + rpc + " (allowed: " + names + ")");
     }
+    if (c.kind == "hsm") {
+      std::sort(brought.begin(), brought.end());
+      brought.erase(std::unique(brought.begin(), brought.end()), brought.end());
+      for (const auto& g : brought) ReturnStatement(ctx, g);
+    } else {
+      ReturnStatement(ctx, c.group_id);
+    }
     *out = c;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status PushStatement(ServerContext* ctx, const v1::PushStatementRequest* req,
+                             v1::PushStatementResponse* resp) override {
+    std::lock_guard<std::mutex> l(mu);
+    Caller c;
+    if (auto s = Authorize(ctx, "PushStatement", {"operator", "hsm"}, &c); !s.ok()) return s;
+    auto group = GroupOfMessage<v1::GroupStatement>(req->statement(), hsm::kStatementType,
+                                                    hsm::kMaxStatementSize);
+    if (!group.ok()) return ToGrpc(group.status());
+    if (auto s = c.MayActFor(*group); !s.ok()) return s;
+    auto r = hsm::AcceptStatement(*hsm, crypto::AsBytes(req->statement()));
+    if (!r.ok()) {
+      Log("statement.refused",
+          {{"rpc", "PushStatement"}, {"reason", std::string(r.status().message())}});
+      return ToGrpc(r.status());
+    }
+    resp->set_adopted(r->outcome == hsm::Adoption::kAdopted);
+    resp->set_statement(std::string(r->statement.message.begin(), r->statement.message.end()));
+    resp->set_sequence(r->statement.sequence);
+    Log("statement.push", {{"group", *group},
+                           {"sequence", std::to_string(r->statement.sequence)},
+                           {"adopted", resp->adopted() ? "yes" : "no"},
+                           {"caller", c.kind + ":" + c.who}});
     return grpc::Status::OK;
   }
 
@@ -514,6 +588,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const std::string& state_d
   builder.SetMaxSendMessageSize(static_cast<int>(kMaxResponseBytes));
   builder.AddListeningPort(listen, Tls13ServerCredentials(root_pem, impl->key_pem, chain_pem),
                            &port);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, hsm::kMaxStatementMetadata);
   builder.RegisterService(impl.get());
   impl->server = builder.BuildAndStart();
   if (!impl->server || port == 0) {
