@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/digest.h"
 #include "store/sqlite_util.h"
+#include "store/statement_cache.h"
 
 namespace clade::store::internal {
 namespace {
@@ -147,16 +148,16 @@ absl::Status CheckRow(const Kek& kek, Table table, std::string_view ns, std::str
   return absl::OkStatus();
 }
 
-absl::Status WriteStateHead(sqlite3* db, const Kek& kek, const StateHead& head) {
+absl::Status WriteStateHead(StatementCache& cache, const Kek& kek, const StateHead& head) {
+  sqlite3* db = cache.db();
   std::vector<uint8_t> encoded = HeadMessage(head);
   ASSIGN_OR_RETURN(RowTag mac, kek.Mac(encoded));
   encoded.erase(encoded.begin(), encoded.begin() + static_cast<ptrdiff_t>(kHeadLabel.size() + 1));
   encoded.insert(encoded.end(), mac.begin(), mac.end());
   const std::string what = "cannot write the state head";
-  ASSIGN_OR_RETURN(auto stmt, Prepare(db,
-                                      "INSERT INTO meta(key, value) VALUES(?1, ?2) "
-                                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                                      what));
+  ASSIGN_OR_RETURN(auto stmt, cache.Get("INSERT INTO meta(key, value) VALUES(?1, ?2) "
+                                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                        what));
   RETURN_IF_ERROR(BindText(db, stmt.get(), 1, kHeadKey, what));
   RETURN_IF_ERROR(BindBlob(db, stmt.get(), 2, encoded, what));
   ASSIGN_OR_RETURN(bool row, Step(db, stmt.get(), what));
@@ -217,9 +218,10 @@ absl::StatusOr<StateHead> VerifyState(sqlite3* db, const Kek& kek, const std::st
   return head;
 }
 
-absl::StatusOr<int64_t> DataVersion(sqlite3* db) {
+absl::StatusOr<int64_t> DataVersion(StatementCache& cache) {
+  sqlite3* db = cache.db();
   const std::string what = "cannot read the data version of the state";
-  ASSIGN_OR_RETURN(auto stmt, Prepare(db, "PRAGMA data_version", what));
+  ASSIGN_OR_RETURN(auto stmt, cache.Get("PRAGMA data_version", what));
   ASSIGN_OR_RETURN(bool row, Step(db, stmt.get(), what));
   if (!row) return absl::InternalError(what + ": no result");
   return sqlite3_column_int64(stmt.get(), 0);

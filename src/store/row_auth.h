@@ -29,6 +29,7 @@
 
 namespace clade::store::internal {
 
+class StatementCache;
 using RowTag = std::array<uint8_t, 32>;
 
 // The two authenticated tables; their names are part of every tag.
@@ -77,7 +78,7 @@ absl::Status CheckRow(const Kek& kek, Table table, std::string_view ns, std::str
                       const StoredRow& row, uint64_t max_version);
 
 // Writes meta "state_head" (insert or replace).
-absl::Status WriteStateHead(sqlite3* db, const Kek& kek, const StateHead& head);
+absl::Status WriteStateHead(StatementCache& cache, const Kek& kek, const StateHead& head);
 
 // Reads and verifies meta "state_head", then sums the terms of every row of both tables and
 // compares. DataLoss naming what failed. Run inside a transaction, so it sees one snapshot.
@@ -88,6 +89,6 @@ absl::Status FindRefusedRow(sqlite3* db, const Kek& kek, uint64_t head_seq,
                             const std::string& what);
 
 // PRAGMA data_version: changes when another connection (any process) commits to the database.
-absl::StatusOr<int64_t> DataVersion(sqlite3* db);
+absl::StatusOr<int64_t> DataVersion(StatementCache& cache);
 
 }  // namespace clade::store::internal

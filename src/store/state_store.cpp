@@ -17,6 +17,7 @@
 #include "crypto/random.h"
 #include "store/row_auth.h"
 #include "store/sqlite_util.h"
+#include "store/statement_cache.h"
 
 namespace clade::store {
 namespace {
@@ -268,7 +269,10 @@ absl::Status LinkExclusive(const std::string& from, const std::string& to,
 }  // namespace
 
 StateStore::StateStore(std::string dir, SqliteDb db, std::unique_ptr<Kek> kek)
-    : dir_(std::move(dir)), db_(std::move(db)), kek_(std::move(kek)) {}
+    : dir_(std::move(dir)),
+      db_(std::move(db)),
+      kek_(std::move(kek)),
+      statements_(std::make_unique<internal::StatementCache>(db_.get())) {}
 
 StateStore::~StateStore() = default;
 
@@ -329,12 +333,15 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Create(
     // The first commit is commit 1; its head is written even if `initialize` wrote nothing.
     internal::WriteHead head;
     head.version = 1;
-    if (s.ok()) {
-      Transaction tx(h, kek.get(), &head, /*writable=*/true);
-      s = initialize(tx);
+    {
+      internal::StatementCache statements(h);
+      if (s.ok()) {
+        Transaction tx(&statements, kek.get(), &head, /*writable=*/true);
+        s = initialize(tx);
+      }
+      head.head.seq = head.version;
+      if (s.ok()) s = internal::WriteStateHead(statements, *kek, head.head);
     }
-    head.head.seq = head.version;
-    if (s.ok()) s = internal::WriteStateHead(h, *kek, head.head);
     if (s.ok()) s = Exec(h, "COMMIT", "cannot commit the new state " + db_tmp);
     if (!s.ok()) return fail(s);
     // Closing checkpoints the WAL into the file and removes it; then the file alone is the state.
@@ -384,7 +391,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
 
 absl::Status StateStore::RefreshHead() const {
   sqlite3* db = db_.get();
-  ASSIGN_OR_RETURN(int64_t data_version, internal::DataVersion(db));
+  ASSIGN_OR_RETURN(int64_t data_version, internal::DataVersion(*statements_));
   if (head_ && data_version == head_data_version_) return absl::OkStatus();
   head_.reset();
   ASSIGN_OR_RETURN(internal::StateHead head,
@@ -431,12 +438,12 @@ absl::Status StateStore::RunTransaction(bool writable,
     if (s.ok()) {
       head.head = *head_;
       head.version = writable ? head_->seq + 1 : head_->seq;
-      Transaction tx(db, kek_.get(), &head, writable);
+      Transaction tx(statements_.get(), kek_.get(), &head, writable);
       s = fn(tx);
     }
     if (s.ok() && head.changed) {
       head.head.seq = head.version;
-      s = internal::WriteStateHead(db, *kek_, head.head);
+      s = internal::WriteStateHead(*statements_, *kek_, head.head);
     }
     if (s.ok()) {
       s = Exec(db, "COMMIT", "cannot commit the transaction" + where);

@@ -42,6 +42,7 @@ using SqliteStatement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
 struct StateHead;
 struct WriteHead;
 enum class Table;
+class StatementCache;
 }  // namespace internal
 
 // A view of the database inside one StateStore::Update or Read callback; only valid there.
@@ -86,8 +87,8 @@ class Transaction {
 
  private:
   friend class StateStore;
-  Transaction(sqlite3* db, const Kek* kek, internal::WriteHead* head, bool writable)
-      : db_(db), kek_(kek), head_(head), writable_(writable) {}
+  Transaction(internal::StatementCache* statements, const Kek* kek, internal::WriteHead* head,
+              bool writable);
   absl::Status CheckWritable(const char* operation, std::string_view ns,
                              std::string_view key) const;
   // The head term of the row now at (table, ns, key), if there is one.
@@ -99,6 +100,7 @@ class Transaction {
   absl::Status WriteRow(internal::Table table, std::string_view ns, std::string_view key,
                         const std::span<const uint8_t>* value, const std::string& what);
 
+  internal::StatementCache* statements_;
   sqlite3* db_;
   const Kek* kek_;
   internal::WriteHead* head_;
@@ -150,6 +152,8 @@ class StateStore {
   // again after a commit whose outcome is unknown. Guarded by mu_.
   mutable std::unique_ptr<internal::StateHead> head_;
   mutable int64_t head_data_version_ = 0;
+  // Declared after db_, so its statements are finalized before the connection closes.
+  std::unique_ptr<internal::StatementCache> statements_;
   mutable std::mutex mu_;                                  // one transaction at a time
   mutable std::atomic<std::thread::id> in_transaction_{};  // the thread inside one, if any
 };

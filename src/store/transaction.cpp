@@ -4,13 +4,13 @@
 #include "store/row_auth.h"
 #include "store/sqlite_util.h"
 #include "store/state_store.h"
+#include "store/statement_cache.h"
 
 namespace clade::store {
 namespace {
 
 using internal::BindBlob;
 using internal::BindText;
-using internal::Prepare;
 using internal::Step;
 using internal::Table;
 
@@ -50,8 +50,8 @@ absl::Status BindName(sqlite3* db, sqlite3_stmt* stmt, std::string_view ns, std:
 }
 
 // Inserts or replaces the (ns, key) row of `table` with its version, value and tag.
-absl::Status UpsertRow(sqlite3* db, Table table, std::string_view ns, std::string_view key,
-                       uint64_t version, std::span<const uint8_t> value,
+absl::Status UpsertRow(internal::StatementCache& cache, Table table, std::string_view ns,
+                       std::string_view key, uint64_t version, std::span<const uint8_t> value,
                        std::span<const uint8_t> tag, const std::string& what) {
   const char* value_column = table == Table::kRecords ? "value" : "sealed";
   std::string sql =
@@ -59,7 +59,8 @@ absl::Status UpsertRow(sqlite3* db, Table table, std::string_view ns, std::strin
                    ", tag) VALUES(?1, ?2, ?3, ?4, ?5) ",
                    "ON CONFLICT(ns, key) DO UPDATE SET version = excluded.version, ", value_column,
                    " = excluded.", value_column, ", tag = excluded.tag");
-  ASSIGN_OR_RETURN(auto stmt, Prepare(db, sql, what));
+  sqlite3* db = cache.db();
+  ASSIGN_OR_RETURN(auto stmt, cache.Get(sql, what));
   RETURN_IF_ERROR(BindName(db, stmt.get(), ns, key, what));
   if (int rc = sqlite3_bind_int64(stmt.get(), 3, static_cast<sqlite3_int64>(version));
       rc != SQLITE_OK) {
@@ -73,15 +74,14 @@ absl::Status UpsertRow(sqlite3* db, Table table, std::string_view ns, std::strin
 }
 
 // Reads the (ns, key) row of `table`, if there is one, and checks it against its tag.
-absl::StatusOr<std::optional<std::vector<uint8_t>>> ReadRow(sqlite3* db, const Kek& kek,
-                                                            Table table, std::string_view ns,
-                                                            std::string_view key,
-                                                            uint64_t max_version,
-                                                            const std::string& what) {
+absl::StatusOr<std::optional<std::vector<uint8_t>>> ReadRow(
+    internal::StatementCache& cache, const Kek& kek, Table table, std::string_view ns,
+    std::string_view key, uint64_t max_version, const std::string& what) {
   std::string sql =
       absl::StrCat("SELECT version, ", table == Table::kRecords ? "value" : "sealed", ", tag FROM ",
                    internal::TableName(table), " WHERE ns = ?1 AND key = ?2");
-  ASSIGN_OR_RETURN(auto stmt, Prepare(db, sql, what));
+  sqlite3* db = cache.db();
+  ASSIGN_OR_RETURN(auto stmt, cache.Get(sql, what));
   RETURN_IF_ERROR(BindName(db, stmt.get(), ns, key, what));
   ASSIGN_OR_RETURN(bool found, Step(db, stmt.get(), what));
   if (!found) return std::optional<std::vector<uint8_t>>();
@@ -91,6 +91,10 @@ absl::StatusOr<std::optional<std::vector<uint8_t>>> ReadRow(sqlite3* db, const K
 }
 
 }  // namespace
+
+Transaction::Transaction(internal::StatementCache* statements, const Kek* kek,
+                         internal::WriteHead* head, bool writable)
+    : statements_(statements), db_(statements->db()), kek_(kek), head_(head), writable_(writable) {}
 
 absl::Status Transaction::CheckWritable(const char* operation, std::string_view ns,
                                         std::string_view key) const {
@@ -105,7 +109,7 @@ absl::StatusOr<std::optional<internal::RowTag>> Transaction::StoredTerm(
   const std::string what = "cannot read the tag of " + Name(ns, key);
   std::string sql =
       absl::StrCat("SELECT tag FROM ", internal::TableName(table), " WHERE ns = ?1 AND key = ?2");
-  ASSIGN_OR_RETURN(auto stmt, Prepare(db_, sql, what));
+  ASSIGN_OR_RETURN(auto stmt, statements_->Get(sql, what));
   RETURN_IF_ERROR(BindName(db_, stmt.get(), ns, key, what));
   ASSIGN_OR_RETURN(bool found, Step(db_, stmt.get(), what));
   if (!found) return std::optional<internal::RowTag>();
@@ -124,11 +128,11 @@ absl::Status Transaction::WriteRow(Table table, std::string_view ns, std::string
     ASSIGN_OR_RETURN(internal::RowTag tag,
                      internal::TagRow(*kek_, table, ns, key, head_->version, *value));
     ASSIGN_OR_RETURN(new_term, internal::TermOf(*kek_, table, ns, key, tag));
-    RETURN_IF_ERROR(UpsertRow(db_, table, ns, key, head_->version, *value, tag, what));
+    RETURN_IF_ERROR(UpsertRow(*statements_, table, ns, key, head_->version, *value, tag, what));
   } else if (old_term) {
     std::string sql =
         absl::StrCat("DELETE FROM ", internal::TableName(table), " WHERE ns = ?1 AND key = ?2");
-    ASSIGN_OR_RETURN(auto stmt, Prepare(db_, sql, what));
+    ASSIGN_OR_RETURN(auto stmt, statements_->Get(sql, what));
     RETURN_IF_ERROR(BindName(db_, stmt.get(), ns, key, what));
     ASSIGN_OR_RETURN(bool row, Step(db_, stmt.get(), what));
     (void)row;
@@ -156,7 +160,7 @@ absl::Status Transaction::PutString(std::string_view ns, std::string_view key,
 absl::StatusOr<std::optional<std::vector<uint8_t>>> Transaction::Get(std::string_view ns,
                                                                      std::string_view key) const {
   RETURN_IF_ERROR(CheckName(ns, key));
-  return ReadRow(db_, *kek_, Table::kRecords, ns, key, head_->version,
+  return ReadRow(*statements_, *kek_, Table::kRecords, ns, key, head_->version,
                  "cannot get record " + Name(ns, key));
 }
 
@@ -173,8 +177,8 @@ absl::StatusOr<std::vector<std::pair<std::string, std::vector<uint8_t>>>> Transa
   std::string what = absl::StrCat("cannot list records in ", std::string(ns));
   ASSIGN_OR_RETURN(
       auto stmt,
-      Prepare(db_, "SELECT key, version, value, tag FROM records WHERE ns = ?1 ORDER BY key",
-              what));
+      statements_->Get("SELECT key, version, value, tag FROM records WHERE ns = ?1 ORDER BY key",
+                       what));
   RETURN_IF_ERROR(BindText(db_, stmt.get(), 1, ns, what));
   std::vector<std::pair<std::string, std::vector<uint8_t>>> out;
   for (;;) {
@@ -210,8 +214,8 @@ absl::Status Transaction::PutSecret(std::string_view ns, std::string_view key,
 absl::StatusOr<crypto::SecretBytes> Transaction::GetSecret(std::string_view ns,
                                                            std::string_view key) const {
   RETURN_IF_ERROR(CheckName(ns, key));
-  ASSIGN_OR_RETURN(auto sealed, ReadRow(db_, *kek_, Table::kSecrets, ns, key, head_->version,
-                                        "cannot get secret " + Name(ns, key)));
+  ASSIGN_OR_RETURN(auto sealed, ReadRow(*statements_, *kek_, Table::kSecrets, ns, key,
+                                        head_->version, "cannot get secret " + Name(ns, key)));
   if (!sealed) return absl::NotFoundError("no secret " + Name(ns, key));
   auto opened = kek_->Open(SecretAad(ns, key), *sealed);
   if (opened.ok()) return opened;
@@ -236,7 +240,7 @@ absl::StatusOr<std::vector<std::string>> Transaction::ListSecretKeys(std::string
   RETURN_IF_ERROR(CheckName(ns, ""));
   std::string what = absl::StrCat("cannot list secrets in ", std::string(ns));
   ASSIGN_OR_RETURN(auto stmt,
-                   Prepare(db_, "SELECT key FROM secrets WHERE ns = ?1 ORDER BY key", what));
+                   statements_->Get("SELECT key FROM secrets WHERE ns = ?1 ORDER BY key", what));
   RETURN_IF_ERROR(BindText(db_, stmt.get(), 1, ns, what));
   std::vector<std::string> out;
   for (;;) {
