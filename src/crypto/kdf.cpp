@@ -3,6 +3,8 @@
 #include <openssl/core_names.h>
 #include <openssl/kdf.h>
 
+#include <string>
+
 #include "crypto/error.h"
 #include "crypto/ssl_ptr.h"
 
@@ -57,6 +59,37 @@ absl::StatusOr<SecretBytes> Scrypt(const SecretBytes& passphrase, std::span<cons
     return OpenSslError("scrypt failed");
   }
   return out;
+}
+
+absl::StatusOr<HmacSha256> HmacSha256::Create(const SecretBytes& key) {
+  if (key.size() < kSize) {
+    return absl::InvalidArgumentError("an HMAC-SHA-256 key must be at least 32 bytes, not " +
+                                      std::to_string(key.size()));
+  }
+  auto bytes = key.RevealSecret();
+  SslPtr<EVP_PKEY> pkey(
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_HMAC, nullptr, bytes.data(), bytes.size()));
+  SslPtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
+  // The context takes its own reference to the key, so `pkey` may go.
+  if (!pkey || !ctx ||
+      EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey.get()) != 1) {
+    return OpenSslError("cannot set up HMAC-SHA-256");
+  }
+  return HmacSha256(std::move(ctx));
+}
+
+absl::StatusOr<HmacSha256::Tag> HmacSha256::Mac(std::span<const uint8_t> message) const {
+  SslPtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_MD_CTX_copy_ex(ctx.get(), ctx_.get()) != 1) {
+    return OpenSslError("cannot copy the HMAC context");
+  }
+  Tag tag{};
+  size_t len = tag.size();
+  if (EVP_DigestSignUpdate(ctx.get(), message.data(), message.size()) != 1 ||
+      EVP_DigestSignFinal(ctx.get(), tag.data(), &len) != 1 || len != tag.size()) {
+    return OpenSslError("HMAC-SHA-256 failed");
+  }
+  return tag;
 }
 
 }  // namespace clade::crypto

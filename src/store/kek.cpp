@@ -49,8 +49,18 @@ class Fd {
 // from; a PKCS#11 KEK will implement Kek directly.
 class SymmetricKek : public Kek {
  public:
-  SymmetricKek(std::string description, crypto::SecretBytes key)
-      : description_(std::move(description)), key_(std::move(key)) {}
+  // Derives the MAC key once; fails only if OpenSSL cannot.
+  static absl::StatusOr<std::unique_ptr<Kek>> Create(std::string description,
+                                                     crypto::SecretBytes key) {
+    // RFC 5869 §3.1: no salt is needed for a uniformly random key, and "not provided" is
+    // HashLen zero bytes (§2.2); `info` binds the purpose.
+    const std::array<uint8_t, 32> no_salt{};
+    ASSIGN_OR_RETURN(crypto::SecretBytes mac_key,
+                     crypto::HkdfSha256(key, no_salt, kMacKeyInfo, kKekKeySize));
+    ASSIGN_OR_RETURN(crypto::HmacSha256 mac, crypto::HmacSha256::Create(mac_key));
+    return std::unique_ptr<Kek>(
+        new SymmetricKek(std::move(description), std::move(key), std::move(mac)));
+  }
 
   std::string Describe() const override { return description_; }
 
@@ -64,9 +74,18 @@ class SymmetricKek : public Kek {
     return crypto::OpenAesGcm(key_, aad, sealed);
   }
 
+  absl::StatusOr<std::array<uint8_t, 32>> Mac(std::span<const uint8_t> message) const override {
+    return mac_.Mac(message);
+  }
+
  private:
+  static constexpr char kMacKeyInfo[] = "clade-state-mac-v1";
+  SymmetricKek(std::string description, crypto::SecretBytes key, crypto::HmacSha256 mac)
+      : description_(std::move(description)), key_(std::move(key)), mac_(std::move(mac)) {}
+
   std::string description_;
   crypto::SecretBytes key_;
+  crypto::HmacSha256 mac_;  // keyed with HKDF(key_, "clade-state-mac-v1")
 };
 
 std::string PassphraseDescription(const std::string& env) {
@@ -101,14 +120,14 @@ absl::StatusOr<std::unique_ptr<Kek>> DerivePassphraseKek(const std::string& env,
   if (!key.ok()) {
     return Annotate(key.status(), "deriving the KEK from $" + env);
   }
-  return std::unique_ptr<Kek>(
-      std::make_unique<SymmetricKek>(PassphraseDescription(env), std::move(key).value()));
+  return SymmetricKek::Create(PassphraseDescription(env), std::move(key).value());
 }
 
 }  // namespace
 
-std::unique_ptr<Kek> MakeKeyFileKek(const std::string& path, crypto::SecretBytes key) {
-  return std::make_unique<SymmetricKek>(absl::StrCat("key file ", path), std::move(key));
+absl::StatusOr<std::unique_ptr<Kek>> MakeKeyFileKek(const std::string& path,
+                                                    crypto::SecretBytes key) {
+  return SymmetricKek::Create(absl::StrCat("key file ", path), std::move(key));
 }
 
 absl::StatusOr<crypto::SecretBytes> ReadKeyFile(const std::string& path) {

@@ -1,9 +1,10 @@
-// The key-encryption key (KEK) that seals every secret in the HSM state. It is an interface of
-// operations (Seal/Open), not "give me the key bytes", so a PKCS#11 token can implement it later
-// without the key ever leaving the token. Two implementations today: a 32-byte key file and a
-// passphrase (scrypt) taken from an environment variable.
+// The key-encryption key (KEK) that seals every secret in the HSM state and authenticates every
+// row of it. It is an interface of operations (Seal/Open/Mac), not "give me the key bytes", so a
+// PKCS#11 token can implement it later without the key ever leaving the token. Two implementations
+// today: a 32-byte key file and a passphrase (scrypt) taken from an environment variable.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -27,6 +28,10 @@ class Kek {
   // PermissionDenied if the KEK, the aad or any byte of `sealed` is wrong.
   virtual absl::StatusOr<crypto::SecretBytes> Open(std::span<const uint8_t> aad,
                                                    std::span<const uint8_t> sealed) const = 0;
+  // HMAC-SHA-256 (RFC 2104) of `message` under a MAC key derived from the KEK (HKDF-SHA-256,
+  // RFC 5869, info "clade-state-mac-v1"), so sealing and authenticating never share a key. The
+  // MAC key never leaves the Kek either. Callers separate their uses by a prefix of the message.
+  virtual absl::StatusOr<std::array<uint8_t, 32>> Mac(std::span<const uint8_t> message) const = 0;
 };
 
 struct KekConfig {
@@ -51,8 +56,10 @@ struct KekParams {
   crypto::ScryptParams scrypt;  // kPassphrase
 };
 
-// A KEK over key bytes already in hand (a freshly generated key file).
-std::unique_ptr<Kek> MakeKeyFileKek(const std::string& path, crypto::SecretBytes key);
+// A KEK over key bytes already in hand (a freshly generated key file). Fails only if OpenSSL
+// cannot set up HKDF or HMAC.
+absl::StatusOr<std::unique_ptr<Kek>> MakeKeyFileKek(const std::string& path,
+                                                    crypto::SecretBytes key);
 
 // Reads a key file: it must be a regular file, not group/world accessible, exactly 32 bytes.
 absl::StatusOr<crypto::SecretBytes> ReadKeyFile(const std::string& path);

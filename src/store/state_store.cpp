@@ -15,7 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "base/files.h"
 #include "crypto/random.h"
+#include "store/row_auth.h"
 #include "store/sqlite_util.h"
+#include "store/statement_cache.h"
 
 namespace clade::store {
 namespace {
@@ -25,7 +27,9 @@ using internal::SqliteDb;
 using internal::SqliteError;
 
 constexpr char kDbName[] = "state.db";
-constexpr char kSchemaVersion[] = "1";
+// Version 2: every row carries a version and a tag, and meta holds the state head (row_auth.h).
+constexpr char kSchemaVersion[] = "2";
+constexpr char kUnauthenticatedSchemaVersion[] = "1";
 // Temporary files of an unfinished Create: "<name>.creating-<pid>".
 constexpr char kCreatingInfix[] = ".creating-";
 // The check value: a known constant sealed under the KEK, so Open can tell a wrong KEK at once.
@@ -34,8 +38,10 @@ constexpr std::string_view kCheckPlaintext = "clade: this KEK opens this HSM sta
 
 constexpr char kSchema[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB);"
-    "CREATE TABLE records(ns TEXT, key TEXT, value BLOB, PRIMARY KEY(ns, key));"
-    "CREATE TABLE secrets(ns TEXT, key TEXT, sealed BLOB, PRIMARY KEY(ns, key));";
+    "CREATE TABLE records(ns TEXT, key TEXT, version INTEGER, value BLOB, tag BLOB,"
+    " PRIMARY KEY(ns, key));"
+    "CREATE TABLE secrets(ns TEXT, key TEXT, version INTEGER, sealed BLOB, tag BLOB,"
+    " PRIMARY KEY(ns, key));";
 
 std::span<const uint8_t> AsBytes(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
@@ -193,6 +199,24 @@ absl::Status VerifyCheckValue(const Meta& meta, const Kek& kek, const std::strin
   return absl::OkStatus();
 }
 
+absl::Status CheckSchemaVersion(const std::string& version, const std::string& db_path) {
+  if (version == kUnauthenticatedSchemaVersion) {
+    // Not upgraded in place: anyone who can edit the file could set version 1 to have tampered
+    // rows authenticated by the upgrade (docs/decisions/0005-authenticated-state.md).
+    return absl::FailedPreconditionError(
+        absl::StrCat(db_path,
+                     " has schema version 1, whose rows are not authenticated; this build of Clade "
+                     "only opens version ",
+                     kSchemaVersion, " and does not upgrade a state in place"));
+  }
+  if (version != kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(db_path, " has schema version ", version,
+                                                      "; this build of Clade understands version ",
+                                                      kSchemaVersion));
+  }
+  return absl::OkStatus();
+}
+
 // Removes "<prefix><pid>..." files in `dir` left by a Create whose process has died. A key
 // temporary may hold key material, so it should not linger.
 void RemoveStaleCreateFiles(const std::string& dir, const std::string& prefix) {
@@ -245,7 +269,10 @@ absl::Status LinkExclusive(const std::string& from, const std::string& to,
 }  // namespace
 
 StateStore::StateStore(std::string dir, SqliteDb db, std::unique_ptr<Kek> kek)
-    : dir_(std::move(dir)), db_(std::move(db)), kek_(std::move(kek)) {}
+    : dir_(std::move(dir)),
+      db_(std::move(db)),
+      kek_(std::move(kek)),
+      statements_(std::make_unique<internal::StatementCache>(db_.get())) {}
 
 StateStore::~StateStore() = default;
 
@@ -290,7 +317,9 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Create(
     crypto::SecretBytes key = crypto::RandomSecret(kKekKeySize);
     RETURN_IF_ERROR(WriteNewKeyFile(params.key_file + suffix, key));
     key_tmp = params.key_file + suffix;
-    kek = MakeKeyFileKek(params.key_file, std::move(key));
+    auto made = MakeKeyFileKek(params.key_file, std::move(key));
+    if (!made.ok()) return fail(made.status());
+    kek = std::move(made).value();
   } else {
     ASSIGN_OR_RETURN(kek, NewPassphraseKek(config.passphrase_env, &params));
   }
@@ -301,9 +330,17 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Create(
     sqlite3* h = db->get();
     absl::Status s = Exec(h, "BEGIN IMMEDIATE", "cannot begin the first transaction");
     if (s.ok()) s = WriteMeta(h, params, recorded_key_file, *kek);
-    if (s.ok()) {
-      Transaction tx(h, kek.get(), /*writable=*/true);
-      s = initialize(tx);
+    // The first commit is commit 1; its head is written even if `initialize` wrote nothing.
+    internal::WriteHead head;
+    head.version = 1;
+    {
+      internal::StatementCache statements(h);
+      if (s.ok()) {
+        Transaction tx(&statements, kek.get(), &head, /*writable=*/true);
+        s = initialize(tx);
+      }
+      head.head.seq = head.version;
+      if (s.ok()) s = internal::WriteStateHead(statements, *kek, head.head);
     }
     if (s.ok()) s = Exec(h, "COMMIT", "cannot commit the new state " + db_tmp);
     if (!s.ok()) return fail(s);
@@ -340,16 +377,28 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   ASSIGN_OR_RETURN(SqliteDb db, OpenDb(db_path, /*create=*/false));
   ASSIGN_OR_RETURN(Meta meta, ReadMeta(db.get(), db_path));
   ASSIGN_OR_RETURN(std::string version, MetaText(meta, "schema_version", db_path));
-  if (version != kSchemaVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(db_path, " has schema version ", version,
-                                                      "; this build of Clade understands version ",
-                                                      kSchemaVersion));
-  }
+  RETURN_IF_ERROR(CheckSchemaVersion(version, db_path));
   ASSIGN_OR_RETURN(KekParams params, KekParamsFromMeta(meta, dir, db_path));
   auto kek = OpenKek(params);
   if (!kek.ok()) return Annotate(kek.status(), "cannot open the KEK of " + dir);
   RETURN_IF_ERROR(VerifyCheckValue(meta, **kek, db_path));
-  return std::unique_ptr<StateStore>(new StateStore(dir, std::move(db), std::move(kek).value()));
+  std::unique_ptr<StateStore> store(new StateStore(dir, std::move(db), std::move(kek).value()));
+  // The full check of the rows against the head, now rather than at the first transaction, so a
+  // tampered state is refused by Open itself.
+  RETURN_IF_ERROR(store->Read([](Transaction&) { return absl::OkStatus(); }));
+  return store;
+}
+
+absl::Status StateStore::RefreshHead() const {
+  sqlite3* db = db_.get();
+  ASSIGN_OR_RETURN(int64_t data_version, internal::DataVersion(*statements_));
+  if (head_ && data_version == head_data_version_) return absl::OkStatus();
+  head_.reset();
+  ASSIGN_OR_RETURN(internal::StateHead head,
+                   internal::VerifyState(db, *kek_, dir_ + "/" + kDbName));
+  head_ = std::make_unique<internal::StateHead>(head);
+  head_data_version_ = data_version;
+  return absl::OkStatus();
 }
 
 absl::Status StateStore::Update(const std::function<absl::Status(Transaction&)>& fn) {
@@ -382,10 +431,27 @@ absl::Status StateStore::RunTransaction(bool writable,
   absl::Status s =
       Exec(db, writable ? "BEGIN IMMEDIATE" : "BEGIN", "cannot begin a transaction" + where);
   if (s.ok()) {
-    Transaction tx(db, kek_.get(), writable);
-    s = fn(tx);
+    // Another process may have committed since this one's last transaction (or the head is not
+    // known yet): then the whole state is checked again, inside this transaction's snapshot.
+    s = RefreshHead();
+    internal::WriteHead head;
+    if (s.ok()) {
+      head.head = *head_;
+      head.version = writable ? head_->seq + 1 : head_->seq;
+      Transaction tx(statements_.get(), kek_.get(), &head, writable);
+      s = fn(tx);
+    }
+    if (s.ok() && head.changed) {
+      head.head.seq = head.version;
+      s = internal::WriteStateHead(*statements_, *kek_, head.head);
+    }
     if (s.ok()) {
       s = Exec(db, "COMMIT", "cannot commit the transaction" + where);
+      if (s.ok() && head.changed) {
+        *head_ = head.head;
+      } else if (!s.ok()) {
+        head_.reset();  // the commit's outcome is unknown: verify again next time
+      }
     }
     if (!s.ok() && !sqlite3_get_autocommit(db)) {
       absl::Status rb = Exec(db, "ROLLBACK", "cannot roll back the transaction" + where);

@@ -1,15 +1,18 @@
-// Transaction: records and sealed secrets inside one StateStore::Update or Read.
+// Transaction: records and sealed secrets inside one StateStore::Update or Read, each row
+// tagged when written and checked when read (row_auth.h).
 #include "absl/strings/str_cat.h"
+#include "store/row_auth.h"
 #include "store/sqlite_util.h"
 #include "store/state_store.h"
+#include "store/statement_cache.h"
 
 namespace clade::store {
 namespace {
 
 using internal::BindBlob;
 using internal::BindText;
-using internal::Prepare;
 using internal::Step;
+using internal::Table;
 
 std::string Name(std::string_view ns, std::string_view key) {
   return absl::StrCat(std::string(ns), "/", std::string(key));
@@ -46,30 +49,52 @@ absl::Status BindName(sqlite3* db, sqlite3_stmt* stmt, std::string_view ns, std:
   return BindText(db, stmt, 2, key, what);
 }
 
-// Runs a statement that changes one (ns, key) row: bound name, optional blob as parameter 3.
-absl::Status WriteRow(sqlite3* db, const char* sql, std::string_view ns, std::string_view key,
-                      const std::span<const uint8_t>* value, const std::string& what) {
-  ASSIGN_OR_RETURN(auto stmt, Prepare(db, sql, what));
+// Inserts or replaces the (ns, key) row of `table` with its version, value and tag.
+absl::Status UpsertRow(internal::StatementCache& cache, Table table, std::string_view ns,
+                       std::string_view key, uint64_t version, std::span<const uint8_t> value,
+                       std::span<const uint8_t> tag, const std::string& what) {
+  const char* value_column = table == Table::kRecords ? "value" : "sealed";
+  std::string sql =
+      absl::StrCat("INSERT INTO ", internal::TableName(table), "(ns, key, version, ", value_column,
+                   ", tag) VALUES(?1, ?2, ?3, ?4, ?5) ",
+                   "ON CONFLICT(ns, key) DO UPDATE SET version = excluded.version, ", value_column,
+                   " = excluded.", value_column, ", tag = excluded.tag");
+  sqlite3* db = cache.db();
+  ASSIGN_OR_RETURN(auto stmt, cache.Get(sql, what));
   RETURN_IF_ERROR(BindName(db, stmt.get(), ns, key, what));
-  if (value != nullptr) RETURN_IF_ERROR(BindBlob(db, stmt.get(), 3, *value, what));
+  if (int rc = sqlite3_bind_int64(stmt.get(), 3, static_cast<sqlite3_int64>(version));
+      rc != SQLITE_OK) {
+    return internal::SqliteError(db, rc, what);
+  }
+  RETURN_IF_ERROR(BindBlob(db, stmt.get(), 4, value, what));
+  RETURN_IF_ERROR(BindBlob(db, stmt.get(), 5, tag, what));
   ASSIGN_OR_RETURN(bool row, Step(db, stmt.get(), what));
   (void)row;
   return absl::OkStatus();
 }
 
-// Reads the blob column of one (ns, key) row, if there is one.
-absl::StatusOr<std::optional<std::vector<uint8_t>>> ReadRow(sqlite3* db, const char* sql,
-                                                            std::string_view ns,
-                                                            std::string_view key,
-                                                            const std::string& what) {
-  ASSIGN_OR_RETURN(auto stmt, Prepare(db, sql, what));
+// Reads the (ns, key) row of `table`, if there is one, and checks it against its tag.
+absl::StatusOr<std::optional<std::vector<uint8_t>>> ReadRow(
+    internal::StatementCache& cache, const Kek& kek, Table table, std::string_view ns,
+    std::string_view key, uint64_t max_version, const std::string& what) {
+  std::string sql =
+      absl::StrCat("SELECT version, ", table == Table::kRecords ? "value" : "sealed", ", tag FROM ",
+                   internal::TableName(table), " WHERE ns = ?1 AND key = ?2");
+  sqlite3* db = cache.db();
+  ASSIGN_OR_RETURN(auto stmt, cache.Get(sql, what));
   RETURN_IF_ERROR(BindName(db, stmt.get(), ns, key, what));
-  ASSIGN_OR_RETURN(bool row, Step(db, stmt.get(), what));
-  if (!row) return std::optional<std::vector<uint8_t>>();
-  return std::optional<std::vector<uint8_t>>(internal::ColumnBlob(stmt.get(), 0));
+  ASSIGN_OR_RETURN(bool found, Step(db, stmt.get(), what));
+  if (!found) return std::optional<std::vector<uint8_t>>();
+  internal::StoredRow row = internal::ReadStoredRow(stmt.get(), 0);
+  RETURN_IF_ERROR(internal::CheckRow(kek, table, ns, key, row, max_version));
+  return std::optional<std::vector<uint8_t>>(std::move(row.value));
 }
 
 }  // namespace
+
+Transaction::Transaction(internal::StatementCache* statements, const Kek* kek,
+                         internal::WriteHead* head, bool writable)
+    : statements_(statements), db_(statements->db()), kek_(kek), head_(head), writable_(writable) {}
 
 absl::Status Transaction::CheckWritable(const char* operation, std::string_view ns,
                                         std::string_view key) const {
@@ -79,14 +104,52 @@ absl::Status Transaction::CheckWritable(const char* operation, std::string_view 
                                                     "(StateStore::Read)"));
 }
 
+absl::StatusOr<std::optional<internal::RowTag>> Transaction::StoredTerm(
+    Table table, std::string_view ns, std::string_view key) const {
+  const std::string what = "cannot read the tag of " + Name(ns, key);
+  std::string sql =
+      absl::StrCat("SELECT tag FROM ", internal::TableName(table), " WHERE ns = ?1 AND key = ?2");
+  ASSIGN_OR_RETURN(auto stmt, statements_->Get(sql, what));
+  RETURN_IF_ERROR(BindName(db_, stmt.get(), ns, key, what));
+  ASSIGN_OR_RETURN(bool found, Step(db_, stmt.get(), what));
+  if (!found) return std::optional<internal::RowTag>();
+  // The stored tag is what the head's sum counted (the head was verified against every stored
+  // tag), so its term is what to take away, whatever the rest of the row holds.
+  ASSIGN_OR_RETURN(internal::RowTag term,
+                   internal::TermOf(*kek_, table, ns, key, internal::ColumnBlob(stmt.get(), 0)));
+  return std::optional<internal::RowTag>(term);
+}
+
+absl::Status Transaction::WriteRow(Table table, std::string_view ns, std::string_view key,
+                                   const std::span<const uint8_t>* value, const std::string& what) {
+  ASSIGN_OR_RETURN(std::optional<internal::RowTag> old_term, StoredTerm(table, ns, key));
+  std::optional<internal::RowTag> new_term;
+  if (value != nullptr) {
+    ASSIGN_OR_RETURN(internal::RowTag tag,
+                     internal::TagRow(*kek_, table, ns, key, head_->version, *value));
+    ASSIGN_OR_RETURN(new_term, internal::TermOf(*kek_, table, ns, key, tag));
+    RETURN_IF_ERROR(UpsertRow(*statements_, table, ns, key, head_->version, *value, tag, what));
+  } else if (old_term) {
+    std::string sql =
+        absl::StrCat("DELETE FROM ", internal::TableName(table), " WHERE ns = ?1 AND key = ?2");
+    ASSIGN_OR_RETURN(auto stmt, statements_->Get(sql, what));
+    RETURN_IF_ERROR(BindName(db_, stmt.get(), ns, key, what));
+    ASSIGN_OR_RETURN(bool row, Step(db_, stmt.get(), what));
+    (void)row;
+  }
+  // Only now, so a failed statement (whose error a caller might ignore) leaves the sum as the
+  // rows are.
+  if (old_term) internal::SubtractTerm(head_->head.sum, *old_term);
+  if (new_term) internal::AddTerm(head_->head.sum, *new_term);
+  head_->changed |= old_term.has_value() || new_term.has_value();
+  return absl::OkStatus();
+}
+
 absl::Status Transaction::Put(std::string_view ns, std::string_view key,
                               std::span<const uint8_t> value) {
   RETURN_IF_ERROR(CheckWritable("put record", ns, key));
   RETURN_IF_ERROR(CheckName(ns, key));
-  return WriteRow(db_,
-                  "INSERT INTO records(ns, key, value) VALUES(?1, ?2, ?3) "
-                  "ON CONFLICT(ns, key) DO UPDATE SET value = excluded.value",
-                  ns, key, &value, "cannot put record " + Name(ns, key));
+  return WriteRow(Table::kRecords, ns, key, &value, "cannot put record " + Name(ns, key));
 }
 
 absl::Status Transaction::PutString(std::string_view ns, std::string_view key,
@@ -97,7 +160,7 @@ absl::Status Transaction::PutString(std::string_view ns, std::string_view key,
 absl::StatusOr<std::optional<std::vector<uint8_t>>> Transaction::Get(std::string_view ns,
                                                                      std::string_view key) const {
   RETURN_IF_ERROR(CheckName(ns, key));
-  return ReadRow(db_, "SELECT value FROM records WHERE ns = ?1 AND key = ?2", ns, key,
+  return ReadRow(*statements_, *kek_, Table::kRecords, ns, key, head_->version,
                  "cannot get record " + Name(ns, key));
 }
 
@@ -112,14 +175,19 @@ absl::StatusOr<std::vector<std::pair<std::string, std::vector<uint8_t>>>> Transa
     std::string_view ns) const {
   RETURN_IF_ERROR(CheckName(ns, ""));
   std::string what = absl::StrCat("cannot list records in ", std::string(ns));
-  ASSIGN_OR_RETURN(auto stmt,
-                   Prepare(db_, "SELECT key, value FROM records WHERE ns = ?1 ORDER BY key", what));
+  ASSIGN_OR_RETURN(
+      auto stmt,
+      statements_->Get("SELECT key, version, value, tag FROM records WHERE ns = ?1 ORDER BY key",
+                       what));
   RETURN_IF_ERROR(BindText(db_, stmt.get(), 1, ns, what));
   std::vector<std::pair<std::string, std::vector<uint8_t>>> out;
   for (;;) {
     ASSIGN_OR_RETURN(bool row, Step(db_, stmt.get(), what));
     if (!row) break;
-    out.emplace_back(internal::ColumnText(stmt.get(), 0), internal::ColumnBlob(stmt.get(), 1));
+    std::string key = internal::ColumnText(stmt.get(), 0);
+    internal::StoredRow stored = internal::ReadStoredRow(stmt.get(), 1);
+    RETURN_IF_ERROR(internal::CheckRow(*kek_, Table::kRecords, ns, key, stored, head_->version));
+    out.emplace_back(std::move(key), std::move(stored.value));
   }
   return out;
 }
@@ -127,8 +195,7 @@ absl::StatusOr<std::vector<std::pair<std::string, std::vector<uint8_t>>>> Transa
 absl::Status Transaction::Delete(std::string_view ns, std::string_view key) {
   RETURN_IF_ERROR(CheckWritable("delete record", ns, key));
   RETURN_IF_ERROR(CheckName(ns, key));
-  return WriteRow(db_, "DELETE FROM records WHERE ns = ?1 AND key = ?2", ns, key, nullptr,
-                  "cannot delete record " + Name(ns, key));
+  return WriteRow(Table::kRecords, ns, key, nullptr, "cannot delete record " + Name(ns, key));
 }
 
 absl::Status Transaction::PutSecret(std::string_view ns, std::string_view key,
@@ -141,18 +208,14 @@ absl::Status Transaction::PutSecret(std::string_view ns, std::string_view key,
                     "cannot seal secret " + Name(ns, key) + " under the " + kek_->Describe());
   }
   std::span<const uint8_t> value(*sealed);
-  return WriteRow(db_,
-                  "INSERT INTO secrets(ns, key, sealed) VALUES(?1, ?2, ?3) "
-                  "ON CONFLICT(ns, key) DO UPDATE SET sealed = excluded.sealed",
-                  ns, key, &value, "cannot put secret " + Name(ns, key));
+  return WriteRow(Table::kSecrets, ns, key, &value, "cannot put secret " + Name(ns, key));
 }
 
 absl::StatusOr<crypto::SecretBytes> Transaction::GetSecret(std::string_view ns,
                                                            std::string_view key) const {
   RETURN_IF_ERROR(CheckName(ns, key));
-  ASSIGN_OR_RETURN(auto sealed,
-                   ReadRow(db_, "SELECT sealed FROM secrets WHERE ns = ?1 AND key = ?2", ns, key,
-                           "cannot get secret " + Name(ns, key)));
+  ASSIGN_OR_RETURN(auto sealed, ReadRow(*statements_, *kek_, Table::kSecrets, ns, key,
+                                        head_->version, "cannot get secret " + Name(ns, key)));
   if (!sealed) return absl::NotFoundError("no secret " + Name(ns, key));
   auto opened = kek_->Open(SecretAad(ns, key), *sealed);
   if (opened.ok()) return opened;
@@ -170,15 +233,14 @@ absl::StatusOr<crypto::SecretBytes> Transaction::GetSecret(std::string_view ns,
 absl::Status Transaction::DeleteSecret(std::string_view ns, std::string_view key) {
   RETURN_IF_ERROR(CheckWritable("delete secret", ns, key));
   RETURN_IF_ERROR(CheckName(ns, key));
-  return WriteRow(db_, "DELETE FROM secrets WHERE ns = ?1 AND key = ?2", ns, key, nullptr,
-                  "cannot delete secret " + Name(ns, key));
+  return WriteRow(Table::kSecrets, ns, key, nullptr, "cannot delete secret " + Name(ns, key));
 }
 
 absl::StatusOr<std::vector<std::string>> Transaction::ListSecretKeys(std::string_view ns) const {
   RETURN_IF_ERROR(CheckName(ns, ""));
   std::string what = absl::StrCat("cannot list secrets in ", std::string(ns));
   ASSIGN_OR_RETURN(auto stmt,
-                   Prepare(db_, "SELECT key FROM secrets WHERE ns = ?1 ORDER BY key", what));
+                   statements_->Get("SELECT key FROM secrets WHERE ns = ?1 ORDER BY key", what));
   RETURN_IF_ERROR(BindText(db_, stmt.get(), 1, ns, what));
   std::vector<std::string> out;
   for (;;) {

@@ -3,7 +3,10 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "crypto/digest.h"
+#include "crypto/kdf.h"
 #include "crypto/random.h"
+#include "store/row_auth.h"
 #include "store/state_store.h"
 #include "store_test_util.h"
 
@@ -11,6 +14,57 @@ namespace clade::store::test {
 namespace {
 
 class KekTest : public StateStoreTest {};
+
+std::string HexOf(std::span<const uint8_t> bytes) { return crypto::Hex(bytes); }
+
+// RFC 4231 §4.7, test case 6 (a key longer than the block): the MAC the row tags are made with.
+TEST(HmacSha256, KnownAnswer) {
+  std::vector<uint8_t> key(131, 0xaa);
+  ASSERT_OK_AND_ASSIGN(auto mac, crypto::HmacSha256::Create(crypto::SecretBytes(key)));
+  ASSERT_OK_AND_ASSIGN(auto tag,
+                       mac.Mac(Bytes("Test Using Larger Than Block-Size Key - Hash Key First")));
+  EXPECT_EQ(HexOf(tag), "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+TEST(HmacSha256, ShortKeyIsRefused) {
+  EXPECT_THAT(crypto::HmacSha256::Create(Secret("short")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least 32 bytes, not 5")));
+}
+
+// The row tag format of docs/state.md, pinned so that another Kek (PKCS#11) can be checked
+// against it: HMAC under HKDF-SHA-256(KEK, salt = 32 zero bytes, "clade-state-mac-v1").
+TEST(KekMac, RowTagKnownAnswer) {
+  std::vector<uint8_t> key(32);
+  for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(i);
+  ASSERT_OK_AND_ASSIGN(auto kek, MakeKeyFileKek("/k", crypto::SecretBytes(key)));
+  ASSERT_OK_AND_ASSIGN(
+      auto tag, internal::TagRow(*kek, internal::Table::kRecords, "r", "a", 2, Bytes("alpha")));
+  EXPECT_EQ(HexOf(tag), "082ea47c46109c8b4950380736c5e9bc99d2dbe1594da88a2e9b81481bd4b228");
+  // The MAC key is derived, not the KEK itself.
+  ASSERT_OK_AND_ASSIGN(auto raw, crypto::HmacSha256::Create(crypto::SecretBytes(key)));
+  ASSERT_OK_AND_ASSIGN(auto direct, raw.Mac(Bytes("x")));
+  ASSERT_OK_AND_ASSIGN(auto via_kek, kek->Mac(Bytes("x")));
+  EXPECT_NE(HexOf(direct), HexOf(via_kek));
+}
+
+TEST(KekMac, HeadSumIsArithmeticModTwoToThe256) {
+  internal::RowTag sum{};
+  internal::RowTag max;
+  max.fill(0xff);
+  internal::AddTerm(sum, max);  // 2^256 - 1
+  internal::RowTag one{};
+  one[31] = 1;
+  internal::AddTerm(sum, one);  // wraps to 0
+  EXPECT_EQ(HexOf(sum), std::string(64, '0'));
+  internal::SubtractTerm(sum, one);  // back to 2^256 - 1
+  EXPECT_EQ(HexOf(sum), std::string(64, 'f'));
+  internal::RowTag t{};
+  t[0] = 0x80;
+  t[31] = 0x7f;
+  internal::AddTerm(sum, t);
+  internal::SubtractTerm(sum, t);
+  EXPECT_EQ(HexOf(sum), std::string(64, 'f'));
+}
 
 TEST_F(KekTest, CreateRefusesAnExistingKeyFile) {
   ::clade::testing::WriteText(tmp_.File("kek.key"), "someone else's key");
@@ -117,7 +171,8 @@ TEST_F(KekTest, KekParametersAreRecordedInClear) {
   EXPECT_THAT(r.out, HasSubstr("kek_scrypt_n|32768"));
   EXPECT_THAT(r.out, HasSubstr("kek_scrypt_r|8"));
   EXPECT_THAT(r.out, HasSubstr("kek_scrypt_p|1"));
-  EXPECT_THAT(r.out, HasSubstr("schema_version|1"));
+  EXPECT_THAT(r.out, HasSubstr("schema_version|2"));
+  EXPECT_THAT(r.out, HasSubstr("state_head|72"));  // commit seq, sum, MAC: 8 + 32 + 32 bytes
   EXPECT_THAT(r.out, HasSubstr("kek_check|"));
   auto mode = ::clade::testing::Run("sqlite3 " + tmp_.File("state.db") + " 'PRAGMA journal_mode'");
   EXPECT_EQ(mode.out, "wal\n");

@@ -100,32 +100,27 @@ TEST_F(StateStoreTest, OpenOfAnEmptyDirIsNotFound) {
       StatusIs(absl::StatusCode::kNotFound, tmp_.path() + " holds no HSM state (no state.db)"));
 }
 
-TEST_F(StateStoreTest, SecretMovedToAnotherRowDoesNotOpen) {
+TEST_F(StateStoreTest, SecretMovedToAnotherRowIsRefused) {
   ASSERT_OK(StateStore::Create(tmp_.path(), KekConfig{}, [](Transaction& tx) {
     RETURN_IF_ERROR(tx.PutSecret("keys", "signing", Secret("signing key")));
     return tx.PutSecret("keys", "other", Secret("other key"));
   }));
+  // The sealed value of one row copied over another's, under the other's version and tag.
   RawSql(tmp_.File("state.db"),
          "UPDATE secrets SET sealed = (SELECT sealed FROM secrets WHERE key = 'signing') "
-         "WHERE key = 'other';"
-         "INSERT INTO secrets(ns, key, sealed) "
-         "SELECT 'elsewhere', 'signing', sealed FROM secrets WHERE key = 'signing';");
+         "WHERE key = 'other';");
   ASSERT_OK_AND_ASSIGN(auto store, StateStore::Open(tmp_.path()));
   EXPECT_OK(store->Read([](Transaction& tx) {
     EXPECT_OK(tx.GetSecret("keys", "signing"));
     EXPECT_THAT(tx.GetSecret("keys", "other"),
-                StatusIs(absl::StatusCode::kPermissionDenied,
-                         "secret keys/other does not open: wrong KEK, or the sealed value was "
-                         "moved or altered"));
-    EXPECT_THAT(tx.GetSecret("elsewhere", "signing"),
-                StatusIs(absl::StatusCode::kPermissionDenied,
-                         "secret elsewhere/signing does not open: wrong KEK, or the sealed value "
-                         "was moved or altered"));
+                StatusIs(absl::StatusCode::kDataLoss,
+                         "state secret keys/other fails authentication (edited, moved, or "
+                         "restored from an older copy of this state)"));
     return absl::OkStatus();
   }));
 }
 
-TEST_F(StateStoreTest, AlteredOrTruncatedSecretDoesNotOpen) {
+TEST_F(StateStoreTest, AlteredOrTruncatedSecretIsRefused) {
   ASSERT_OK(StateStore::Create(tmp_.path(), KekConfig{}, [](Transaction& tx) {
     RETURN_IF_ERROR(tx.PutSecret("k", "a", Secret("aaaa")));
     return tx.PutSecret("k", "b", Secret("bbbb"));
@@ -136,10 +131,12 @@ TEST_F(StateStoreTest, AlteredOrTruncatedSecretDoesNotOpen) {
          "UPDATE secrets SET sealed = x'0102' WHERE key = 'b';");
   ASSERT_OK_AND_ASSIGN(auto store, StateStore::Open(tmp_.path()));
   EXPECT_OK(store->Read([](Transaction& tx) {
-    EXPECT_THAT(tx.GetSecret("k", "a"),
-                StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("moved or altered")));
-    EXPECT_THAT(tx.GetSecret("k", "b"),
-                StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("moved or altered")));
+    EXPECT_THAT(
+        tx.GetSecret("k", "a"),
+        StatusIs(absl::StatusCode::kDataLoss, HasSubstr("state secret k/a fails authentication")));
+    EXPECT_THAT(
+        tx.GetSecret("k", "b"),
+        StatusIs(absl::StatusCode::kDataLoss, HasSubstr("state secret k/b fails authentication")));
     return absl::OkStatus();
   }));
 }
@@ -247,11 +244,11 @@ TEST_F(StateStoreTest, NestedTransactionIsRefused) {
 
 TEST_F(StateStoreTest, OpenRefusesAnUnknownSchemaVersion) {
   ASSERT_OK(StateStore::Create(tmp_.path(), KekConfig{}, NoInit));
-  RawSql(tmp_.File("state.db"), "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+  RawSql(tmp_.File("state.db"), "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
   EXPECT_THAT(
       StateStore::Open(tmp_.path()),
       StatusIs(absl::StatusCode::kFailedPrecondition,
-               HasSubstr("has schema version 2; this build of Clade understands version 1")));
+               HasSubstr("has schema version 3; this build of Clade understands version 2")));
 }
 
 TEST_F(StateStoreTest, OpenRefusesAFileThatIsNotADatabase) {
