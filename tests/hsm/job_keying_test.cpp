@@ -54,6 +54,7 @@ class JobKeyingTest : public testing::World {
     opts.job_id = "J2";
     opts.group_export_dir = dir_.File(dir);
     opts.profile_json = kProfile;
+    opts.pinned_supplier_root = member.supplier_root();
     auto p = o.Package(opts);
     EXPECT_TRUE(p.ok()) << p.status();
     return p.ok() ? p->package : Bytes{};

@@ -103,8 +103,8 @@ class AnswerCheckTest : public World {
 
   absl::StatusOr<Issued> Provision(const std::string& serial, const std::string& job,
                                    const std::string& uid, const crypto::PrivateKey& key,
-                                   bool reissue = false) {
-    ASSIGN_OR_RETURN(auto p, Provisioner::Create(*hsms_[serial], gid_, job));
+                                   bool reissue = false, const std::string& group = "") {
+    ASSIGN_OR_RETURN(auto p, Provisioner::Create(*hsms_[serial], group.empty() ? gid_ : group, job));
     DeviceRequest req;
     req.uid = uid;
     req.device_key = key.Public();
@@ -174,7 +174,9 @@ TEST_F(AnswerCheckTest, RefusesACertificateForAnotherKeyInDeviceMode) {
 
 TEST_F(AnswerCheckTest, RefusesACertificateOfAnotherCa) {
   ASSERT_OK_AND_ASSIGN(Issued good, Provision("SN-B", "J-1", "U-1", *chip_key_));
-  ASSERT_OK_AND_ASSIGN(Issued other, Provision("SN-C", "J-1", "U-1", *chip_key_));
+  // SN-C's J-1 is the outsider group's job of the same id.
+  ASSERT_OK_AND_ASSIGN(Issued other,
+                       Provision("SN-C", "J-1", "U-1", *chip_key_, false, other_gid_));
   Issued swapped = good;
   swapped.cert = other.cert;
   swapped.serial = other.serial;
