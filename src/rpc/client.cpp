@@ -17,9 +17,9 @@
 
 #include "base/files.h"
 #include "clade/v1/hsm_service.grpc.pb.h"
-#include "rpc/limits.h"
 #include "crypto/signature.h"
 #include "hsm/group_statement.h"
+#include "rpc/limits.h"
 
 namespace clade::rpc {
 namespace {

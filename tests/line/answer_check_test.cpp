@@ -104,7 +104,8 @@ class AnswerCheckTest : public World {
   absl::StatusOr<Issued> Provision(const std::string& serial, const std::string& job,
                                    const std::string& uid, const crypto::PrivateKey& key,
                                    bool reissue = false, const std::string& group = "") {
-    ASSIGN_OR_RETURN(auto p, Provisioner::Create(*hsms_[serial], group.empty() ? gid_ : group, job));
+    ASSIGN_OR_RETURN(auto p,
+                     Provisioner::Create(*hsms_[serial], group.empty() ? gid_ : group, job));
     DeviceRequest req;
     req.uid = uid;
     req.device_key = key.Public();

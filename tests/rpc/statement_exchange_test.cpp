@@ -18,7 +18,6 @@ namespace {
 using ::clade::testing::StatusIs;
 using ::testing::HasSubstr;
 
-
 class StatementExchangeTest : public World {
  protected:
   void SetUp() override {
@@ -87,8 +86,9 @@ TEST_F(StatementExchangeTest, AClientCarriesTheNewestStatementFromOneMemberToThe
 }
 
 TEST_F(StatementExchangeTest, PushStatementAdoptsOnceAndNamesItsRefusals) {
-  auto op = Connect(*c_, rpc::ClientCredentials{op_.chain_pem, crypto::SecretBytes(op_.key_pem.RevealSecret()),
-                                                  op_.root_pem});
+  auto op = Connect(
+      *c_, rpc::ClientCredentials{op_.chain_pem, crypto::SecretBytes(op_.key_pem.RevealSecret()),
+                                  op_.root_pem});
   auto first = op->PushStatement(st1_);
   ASSERT_OK(first);
   EXPECT_TRUE(first->adopted());
@@ -112,8 +112,8 @@ TEST_F(StatementExchangeTest, ARevokedMembersHsmIsRefusedAsAPeer) {
   Hsm& b = *hsms_["SN-B"];
   auto key = b.IdentityKey();
   ASSERT_OK(key);
-  rpc::ClientCredentials peer{crypto::Certificate::ChainToPem(b.IdentityChain()),
-                              key->ToPkcs8Pem(), b.supplier_root().Pem()};
+  rpc::ClientCredentials peer{crypto::Certificate::ChainToPem(b.IdentityChain()), key->ToPkcs8Pem(),
+                              b.supplier_root().Pem()};
   EXPECT_THAT(Connect(*a_, peer)->Status(),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("peer HSM SN-B is member 1.1, revoked in group " + g_)));
