@@ -3,6 +3,7 @@
 #include "base/clock.h"
 #include "crypto/digest.h"
 #include "hsm/group.h"
+#include "hsm/group_statement.h"
 #include "hsm/pki.h"
 
 namespace clade::line {
@@ -54,6 +55,21 @@ absl::StatusOr<hsm::VerifiedMember> CheckServerIsMember(const LineGroup& group,
                   ", its TLS certificate " + (serial.ok() ? *serial : "no HSM serial"));
   }
   return member;
+}
+
+absl::Status CheckMemberNotRevoked(const LineGroup& group, const hsm::VerifiedMember& member,
+                                   std::span<const uint8_t> statement, int64_t now) {
+  if (statement.empty()) return absl::OkStatus();
+  auto held = hsm::VerifyStatement(statement, group.group_ca_chain, group.supplier_root, now);
+  if (!held.ok()) return absl::OkStatus();
+  // By member id and by serial: a member is revoked under either name (docs/protocol.md).
+  const hsm::RevokedMember* r = held->IsMemberRevoked(member.member_id);
+  if (r == nullptr) r = held->MemberRevokedBySerial(member.hsm_serial);
+  if (r == nullptr) return absl::OkStatus();
+  return absl::PermissionDeniedError("member " + member.member_id + " (HSM " + member.hsm_serial +
+                                     ") is revoked in group " + group.group_id + " since " +
+                                     FormatTime(r->revoked_at) + " (statement " +
+                                     std::to_string(held->sequence) + ")");
 }
 
 absl::Status CheckAnswer(const hsm::VerifiedJobPackage& job, const hsm::VerifiedMember& member,

@@ -42,6 +42,14 @@ absl::StatusOr<hsm::VerifiedMember> CheckServerIsMember(const LineGroup& group,
                                                         std::span<const uint8_t> member_cert_der,
                                                         int64_t now = 0);
 
+// Checks that the group statement the line holds (its client directory's statement.msg, kept
+// newest by every call, docs/decisions/0006-group-statements.md) does not revoke `member`. An
+// empty `statement` (none seen yet) passes; one that does not verify under `group` is ignored, as
+// the client ignores it. PermissionDenied "member 1.2 (HSM SN-3) is revoked in group G since …
+// (statement 4)".
+absl::Status CheckMemberNotRevoked(const LineGroup& group, const hsm::VerifiedMember& member,
+                                   std::span<const uint8_t> statement, int64_t now = 0);
+
 // What the line asked for one device.
 struct AskedDevice {
   std::string uid;

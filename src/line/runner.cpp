@@ -25,6 +25,7 @@
 #include "clade/v1/job.pb.h"
 #include "crypto/signature.h"
 #include "crypto/x509.h"
+#include "hsm/group_statement.h"
 #include "hsm/job.h"
 #include "hsm/member_cert.h"
 #include "hsm/profile.h"
@@ -438,6 +439,16 @@ absl::Status Line::Activate(size_t i) {
   auto member =
       CheckServerIsMember(*group_, *server_cert, crypto::AsBytes(st->member_cert()), Now());
   if (!member.ok()) return not_member(member.status());
+  // The newest group statement this line has seen (every call keeps it), so that a revoked member
+  // that has not heard of its revocation is not believed either.
+  if (!o_.credentials.statement_file.empty()) {
+    auto held = ReadFileBytes(o_.credentials.statement_file, hsm::kMaxStatementSize);
+    if (!held.ok() && !absl::IsNotFound(held.status())) return held.status();
+    if (held.ok()) {
+      absl::Status revoked = CheckMemberNotRevoked(*group_, *member, *held, Now());
+      if (!revoked.ok()) return not_member(revoked);
+    }
+  }
   m.serial = member->hsm_serial;
   m.member_id = member->member_id;
   m.verified = *std::move(member);

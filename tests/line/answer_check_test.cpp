@@ -6,6 +6,7 @@
 
 #include "clade/v1/job.pb.h"
 #include "hsm/client_cert.h"
+#include "hsm/group_statement.h"
 #include "hsm/job.h"
 #include "hsm/world.h"
 #include "oem/oem.h"
@@ -289,6 +290,24 @@ TEST_F(AnswerCheckTest, RefusesAClientChainOfTheWrongShape) {
                                       supplier_->root().Pem()),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("the client chain must be the client certificate, group CA")));
+}
+
+TEST_F(AnswerCheckTest, RefusesAMemberTheHeldStatementRevokes) {
+  // No statement seen yet, or one that revokes someone else: the member passes.
+  EXPECT_OK(line::CheckMemberNotRevoked(*group_, *member_b_, {}));
+  ASSERT_OK_AND_ASSIGN(IssuedStatement other, RevokeClient(*hsms_["SN-A"], gid_, "c0ffee"));
+  EXPECT_OK(line::CheckMemberNotRevoked(*group_, *member_b_, other.message));
+  // A statement of another group does not verify under the line's group: ignored, as the
+  // client ignores it.
+  ASSERT_OK_AND_ASSIGN(IssuedStatement foreign, RevokeClient(*hsms_["SN-C"], other_gid_, "c0ffee"));
+  EXPECT_OK(line::CheckMemberNotRevoked(*group_, *member_b_, foreign.message));
+  // 1.1 revoked on the founder: the line that holds that statement no longer believes 1.1.
+  ASSERT_OK_AND_ASSIGN(IssuedStatement revoked, RevokeMember(*hsms_["SN-A"], gid_, "1.1", ""));
+  EXPECT_THAT(line::CheckMemberNotRevoked(*group_, *member_b_, revoked.message),
+              StatusIs(kDenied,
+                       HasSubstr("member 1.1 (HSM SN-B) is revoked in group " + gid_ + " since ")));
+  EXPECT_THAT(line::CheckMemberNotRevoked(*group_, *member_b_, revoked.message),
+              StatusIs(kDenied, HasSubstr("(statement 2)")));
 }
 
 }  // namespace
