@@ -6,32 +6,6 @@
 # one exports an audit without the other's entries, Status names the caller's group only, and each
 # group's job "J2" imports and provisions beside the other's.
 source "$(dirname "$0")/lib.sh"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -n "${KEEP:-}" ] && { echo "kept $T"; return; }; rm -rf "$T"
-}
-trap cleanup EXIT
-
-# start_daemon STATE NAME — `clade hsm serve` on 127.0.0.1:0; sets ADDR and PID.
-start_daemon() {
-  "$CLADE" hsm serve --state "$T/$1" --listen 127.0.0.1:0 --grace 5 >"$T/$2.out" 2>"$T/$2.log" &
-  PID=$!
-  pids+=("$PID")
-  for _ in $(seq 1 600); do  # up to a minute on a loaded machine
-    ADDR=$(sed -n 's/^listening on //p' "$T/$2.out")
-    [ -n "$ADDR" ] && break
-    kill -0 "$PID" 2>/dev/null || { cat "$T/$2.log" >&2; fail "daemon $2 exited"; }
-    sleep 0.1
-  done
-  [ -n "$ADDR" ] || fail "daemon $2 did not report its port"
-  checks=$((checks + 1))
-}
-stop_daemon() {
-  kill -TERM "$1"
-  wait "$1" || fail "daemon $2 did not stop cleanly"
-  checks=$((checks + 1))
-}
 # rows STATE — every row of the HSM's state database, to show that a refusal changed nothing.
 rows() { sqlite3 -cmd ".timeout 5000" "$T/$1/state.db" .dump; }
 # unchanged STATE BEFORE — the state still dumps as BEFORE.

@@ -1,9 +1,8 @@
-# Shared by tests/cli/*_test.sh: a temp dir that is removed on exit, and assertions that print
-# what was expected and what happened.
+# Shared by tests/cli/*_test.sh: a temp dir that is removed on exit (KEEP=1 keeps it), assertions
+# that print what was expected and what happened, and daemons on loopback.
 set -euo pipefail
 : "${CLADE:?CLADE must point at the clade binary}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/clade-cli-XXXXXX")
-trap 'rm -rf "$T"' EXIT
 checks=0
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -35,3 +34,46 @@ expect_out() {
 }
 
 done_checks() { echo "$checks passed, 0 failed"; }
+
+# --- Daemons: `clade hsm serve` on loopback, on ports chosen at run time, killed on exit. --------
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  { wait; } 2>/dev/null || true  # no "Killed" notices after the closing line
+  [ -n "${KEEP:-}" ] && { echo "kept $T"; return; }
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+# start_daemon STATE NAME [LISTEN] — serves $T/STATE on LISTEN (default 127.0.0.1:0), stdout in
+# $T/NAME.out, log in $T/NAME.log; waits until it reports its address (a condition, with a
+# deadline for a loaded machine) or exits. Sets ADDR (HOST:PORT) and PID.
+start_daemon() {
+  local state=$1 name=$2 listen=${3:-127.0.0.1:0}
+  # The output file exists before the daemon's redirect makes it, so the first look at it cannot
+  # fail (under `set -e` a failing read would end the test without a word).
+  : >"$T/$name.out"
+  "$CLADE" hsm serve --state "$T/$state" --listen "$listen" --grace 5 >"$T/$name.out" \
+    2>"$T/$name.log" &
+  PID=$!
+  pids+=("$PID")
+  ADDR=
+  local deadline=$((SECONDS + 60))
+  until ADDR=$(sed -n 's/^listening on //p' "$T/$name.out") && [ -n "$ADDR" ]; do
+    kill -0 "$PID" 2>/dev/null || { cat "$T/$name.log" >&2; fail "daemon $name exited"; }
+    [ "$SECONDS" -lt "$deadline" ] || fail "daemon $name did not report its address in 60 s"
+    sleep 0.1
+  done
+  checks=$((checks + 1))
+}
+
+# stop_daemon PID NAME — SIGTERM; the daemon must exit 0 and log that it stopped.
+stop_daemon() {
+  kill -TERM "$1"
+  local rc=0
+  wait "$1" || rc=$?
+  [ "$rc" -eq 0 ] || { cat "$T/$2.log" >&2; fail "daemon $2 exited $rc after SIGTERM"; }
+  grep -q "event=stopped" "$T/$2.log" || fail "daemon $2 did not log its stop"
+  checks=$((checks + 1))
+}

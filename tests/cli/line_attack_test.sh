@@ -7,31 +7,6 @@
 # root is refused naming both ways to give one; a genuine HSM outside the group at a listed
 # address is refused and the line moves on to a real member.
 source "$(dirname "$0")/lib.sh"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP:-}" ] && { echo "kept $T"; return; }
-  rm -rf "$T"
-}
-trap cleanup EXIT
-
-# start_daemon STATE NAME — starts `clade hsm serve` on 127.0.0.1:0; sets ADDR to HOST:PORT.
-start_daemon() {
-  "$CLADE" hsm serve --state "$T/$1" --listen 127.0.0.1:0 --grace 5 >"$T/$2.out" 2>"$T/$2.log" &
-  local pid=$!
-  pids+=("$pid")
-  ADDR=
-  for _ in $(seq 1 150); do
-    ADDR=$(sed -n 's/^listening on //p' "$T/$2.out")
-    [ -n "$ADDR" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$T/$2.log" >&2; fail "daemon $2 exited"; }
-    sleep 0.1
-  done
-  [ -n "$ADDR" ] || fail "daemon $2 did not report its port"
-  checks=$((checks + 1))
-}
-
 sql() { sqlite3 -cmd ".timeout 5000" "$1" "$2"; }
 
 # untouched TRAY — no chip of TRAY is locked or holds anything in flash, and its line database

@@ -5,32 +5,6 @@
 # line.db.lock planted as a symbolic link to a victim file stops the run, naming it, with the
 # victim and the chips untouched.
 source "$(dirname "$0")/lib.sh"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP:-}" ] && { echo "kept $T"; return; }
-  rm -rf "$T"
-}
-trap cleanup EXIT
-
-# start_daemon STATE NAME — starts `clade hsm serve` on 127.0.0.1:0; sets ADDR to HOST:PORT. Its
-# stdout is $T/NAME.out, its log $T/NAME.log.
-start_daemon() {
-  "$CLADE" hsm serve --state "$T/$1" --listen 127.0.0.1:0 --grace 5 >"$T/$2.out" 2>"$T/$2.log" &
-  local pid=$!
-  pids+=("$pid")
-  ADDR=
-  for _ in $(seq 1 150); do
-    ADDR=$(sed -n 's/^listening on //p' "$T/$2.out")
-    [ -n "$ADDR" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$T/$2.log" >&2; fail "daemon $2 exited"; }
-    sleep 0.1
-  done
-  [ -n "$ADDR" ] || fail "daemon $2 did not report its port"
-  checks=$((checks + 1))
-}
-
 # programmed TRAY — how many chips of TRAY carry a device certificate.
 programmed() { find "$1" -path '*/flash/device.crt' | wc -l; }
 

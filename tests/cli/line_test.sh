@@ -5,33 +5,6 @@
 # killed mid-run and rerun (resume); an exec programmer that fails one chip in ten (exactly those
 # reported, the others programmed, the issued-but-unprogrammed certificates explained).
 source "$(dirname "$0")/lib.sh"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP:-}" ] && { echo "kept $T"; return; }
-  rm -rf "$T"
-}
-trap cleanup EXIT
-
-# start_daemon STATE NAME [LISTEN] — starts `clade hsm serve` (default 127.0.0.1:0); sets ADDR to
-# HOST:PORT and PID to its process id. Its stdout is $T/NAME.out, its log $T/NAME.log.
-start_daemon() {
-  "$CLADE" hsm serve --state "$T/$1" --listen "${3:-127.0.0.1:0}" --grace 5 >"$T/$2.out" \
-    2>"$T/$2.log" &
-  PID=$!
-  pids+=("$PID")
-  ADDR=
-  for _ in $(seq 1 150); do
-    ADDR=$(sed -n 's/^listening on //p' "$T/$2.out")
-    [ -n "$ADDR" ] && break
-    kill -0 "$PID" 2>/dev/null || { cat "$T/$2.log" >&2; fail "daemon $2 exited"; }
-    sleep 0.1
-  done
-  [ -n "$ADDR" ] || fail "daemon $2 did not report its port"
-  checks=$((checks + 1))
-}
-
 # sql DB QUERY — one query on a line database, waiting for the writer's lock if need be.
 sql() { sqlite3 -cmd ".timeout 5000" "$1" "$2"; }
 

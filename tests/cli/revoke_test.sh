@@ -6,34 +6,6 @@
 # record, its audit, a line run through it — fails `record verify`, `audit verify` and
 # `line reconcile` given the statement.
 source "$(dirname "$0")/lib.sh"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -n "${KEEP:-}" ] && { echo "kept $T"; return; }; rm -rf "$T"
-}
-trap cleanup EXIT
-
-# start_daemon STATE NAME — `clade hsm serve` on 127.0.0.1:0; sets ADDR and PID.
-start_daemon() {
-  "$CLADE" hsm serve --state "$T/$1" --listen 127.0.0.1:0 --grace 5 >"$T/$2.out" 2>"$T/$2.log" &
-  PID=$!
-  pids+=("$PID")
-  ADDR=
-  for _ in $(seq 1 150); do
-    ADDR=$(sed -n 's/^listening on //p' "$T/$2.out")
-    [ -n "$ADDR" ] && break
-    kill -0 "$PID" 2>/dev/null || { cat "$T/$2.log" >&2; fail "daemon $2 exited"; }
-    sleep 0.1
-  done
-  [ -n "$ADDR" ] || fail "daemon $2 did not report its port"
-  checks=$((checks + 1))
-}
-stop_daemon() {
-  kill -TERM "$1"
-  wait "$1" || fail "daemon $2 did not stop cleanly"
-  checks=$((checks + 1))
-}
-
 # enroll SPONSOR CANDIDATE — the message-file flow.
 enroll() {
   expect_ok "$CLADE" group announce --state "$T/$1" --group Acme --out "$T/ann.msg"

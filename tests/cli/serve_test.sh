@@ -3,39 +3,6 @@
 # required and every call checks the caller's role; online enrollment; a job imported and devices
 # provisioned over one stream; SIGTERM stops a daemon cleanly (exit 0).
 source "$(dirname "$0")/lib.sh"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -n "${KEEP:-}" ] && { echo "kept $T"; return; }; rm -rf "$T"
-}
-trap cleanup EXIT
-
-# start_daemon STATE NAME — starts `clade hsm serve` on 127.0.0.1:0; sets ADDR to HOST:PORT and
-# PID to its process id. Its stdout is $T/NAME.out, its log $T/NAME.log.
-start_daemon() {
-  "$CLADE" hsm serve --state "$T/$1" --listen 127.0.0.1:0 --grace 5 >"$T/$2.out" 2>"$T/$2.log" &
-  PID=$!
-  pids+=("$PID")
-  for _ in $(seq 1 100); do
-    ADDR=$(sed -n 's/^listening on //p' "$T/$2.out")
-    [ -n "$ADDR" ] && break
-    kill -0 "$PID" 2>/dev/null || { cat "$T/$2.log" >&2; fail "daemon $2 exited"; }
-    sleep 0.1
-  done
-  [ -n "$ADDR" ] || fail "daemon $2 did not report its port"
-  checks=$((checks + 1))
-}
-
-# stop_daemon PID NAME — SIGTERM; the daemon must exit 0 and log that it stopped.
-stop_daemon() {
-  kill -TERM "$1"
-  local rc=0
-  wait "$1" || rc=$?
-  [ "$rc" -eq 0 ] || { cat "$T/$2.log" >&2; fail "daemon $2 exited $rc after SIGTERM"; }
-  grep -q "event=stopped" "$T/$2.log" || fail "daemon $2 did not log its stop"
-  checks=$((checks + 1))
-}
-
 # --- A supplier, an OEM, HSMs; group Acme on h1, group Other on h4. ------------------------------
 expect_ok "$CLADE" supplier init --dir "$T/s" --name "Acme HSM Works"
 for n in 1 2 3 4; do
