@@ -49,6 +49,12 @@ void SetDeadline(grpc::ClientContext& ctx, int seconds = kCallTimeoutSeconds) {
 // daemon at the same address back within about a second.
 constexpr int kReconnectBackoffMs = 200;
 constexpr int kMaxReconnectBackoffMs = 1000;
+// How long one connection attempt (TCP, TLS 1.3, HTTP/2 settings) may take. gRPC takes this from
+// GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, so it must not be the short backoff above: on a loaded
+// machine a handshake can take well over a second, and a failed attempt fails the call. A daemon
+// that is down refuses at once, so this bounds only a peer that accepts and then hangs; each
+// call's own deadline bounds that too.
+constexpr int kConnectTimeoutMs = 20000;
 
 using ProvisionCall = grpc::ClientReaderWriter<v1::ProvisionRequest, v1::ProvisionResponse>;
 
@@ -214,7 +220,7 @@ absl::StatusOr<std::unique_ptr<HsmClient>> HsmClient::Connect(const std::string&
   opts.set_certificate_verifier(std::make_shared<NoOpCertificateVerifier>());
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kConnectTimeoutMs);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
   // Clade's message limits, not gRPC's 4 MiB default (src/rpc/limits.h).
   args.SetMaxSendMessageSize(static_cast<int>(kMaxRequestBytes));
