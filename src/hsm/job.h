@@ -100,7 +100,7 @@ struct DeviceRequest {
   bool reissue = false;
 };
 
-// What is handed to one device.
+// What is handed to one device: its provisioning data (patent [0048]).
 struct ProvisioningData {
   // DER as issued (the hot path does not parse it back; DeviceCertificate() does, on demand).
   std::vector<uint8_t> device_cert_der;
