@@ -1,5 +1,5 @@
-// Where the per-device time goes (DESIGN §8). Baselines: raw OpenSSL P-256 key generation and
-// ECDSA signing. Then Clade's certificate issue alone, and the whole per-device call
+// Where the per-device time goes (docs/design.md, "The hot path"). Baselines: raw OpenSSL P-256 key
+// generation and ECDSA signing. Then Clade's certificate issue alone, and the whole per-device call
 // (Provisioner::Provision: issue, record signature, one SQLite transaction with fsync, audit).
 #include <benchmark/benchmark.h>
 #include <openssl/evp.h>
@@ -74,7 +74,8 @@ void BM_CladeIssueDeviceCert(benchmark::State& state) {
 }
 BENCHMARK(BM_CladeIssueDeviceCert);
 
-// The template path (DESIGN §8): fixed parts encoded once, one signature per certificate.
+// The template path (docs/design.md, "The hot path"): fixed parts encoded once, one signature per
+// certificate.
 void BM_CladeTemplateDeviceCert(benchmark::State& state) {
   auto ca_key = crypto::PrivateKey::Generate(crypto::Curve::kP256).value();
   crypto::CertProfile ca;

@@ -10,11 +10,12 @@ int Run(int argc, char** argv) {
   CLI::App app{
       "Clade: groups of genuine HSMs that provision chips, so that losing one HSM never stops "
       "a production line.\n\nActors: `clade supplier` (the HSM supplier's offline CA), "
-      "`clade hsm` (one HSM), `clade group` (found a group, enroll members), `clade oem` (the "
-      "OEM's CAs and job packages), `clade job` and `clade provision` (jobs and devices on a "
-      "member), `clade audit` (export and verify the audit log), `clade device` (virtual "
-      "chips), `clade msg` (read message files). `clade hsm serve` runs an HSM as a daemon. "
-      "Run `clade <command> --help` for each.",
+      "`clade hsm` (one HSM; `clade hsm serve` runs it as a daemon), `clade group` (found a "
+      "group, enroll members, revoke), `clade oem` (the OEM's CAs and job packages), `clade job` "
+      "and `clade provision` (jobs and devices on a member), `clade line` (the production line "
+      "over a group's daemons: run, status, reconcile), `clade device` (virtual chips), "
+      "`clade audit` (export and verify the audit log), `clade record` (check a provisioning "
+      "record), `clade msg` (read message files). Run `clade <command> --help` for each.",
       "clade"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "clade 0.1.0");

@@ -165,7 +165,9 @@ void AddExportIdentity(CLI::App& hsm_cmd, Dispatch& dispatch) {
 
 void AddHsmCommands(CLI::App& app, Dispatch& dispatch) {
   CLI::App* hsm_cmd =
-      app.add_subcommand("hsm", "One HSM: manufacture it, inspect it, export its identity");
+      app.add_subcommand("hsm",
+                         "One HSM: manufacture it, inspect it, export its identity, run it as a "
+                         "daemon (`serve`) and call a daemon (`call`)");
   hsm_cmd->require_subcommand(1);
   AddInit(*hsm_cmd, dispatch);
   AddInfo(*hsm_cmd, dispatch);

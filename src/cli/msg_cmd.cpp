@@ -151,13 +151,15 @@ void AddShow(CLI::App& msg_cmd, Dispatch& dispatch) {
   auto a = std::make_shared<Args>();
   CLI::App* cmd = msg_cmd.add_subcommand(
       "show",
-      "Print a message file (announcement, request, response, …) as JSON: its type, the signer "
+      "Print a message file (announcement, request, response, job package, provisioning record, "
+      "group statement; other types by size only) as JSON: its type, the signer "
       "(subject and SHA-256 fingerprint of the leaf certificate) and signer chain, and the "
       "payload's fields — certificates as subject and fingerprint, digests and nonces as hex, "
       "times as RFC 3339, wrapped secrets only as their size. The envelope must be well-formed "
       "and its signature must verify with the signer's own certificate, but whether that signer "
-      "is TRUSTED (genuine, a member of the group) is NOT checked here: `clade group request`, "
-      "`admit` and `join` do that.");
+      "is TRUSTED (genuine, a member of the group) is NOT checked here: the verb that takes the "
+      "message does that (`clade group request`, `admit`, `join`, `job import`, `record verify`, "
+      "`group accept-statement`).");
   cmd->add_option("FILE", a->file, "Message file")->required();
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
@@ -190,8 +192,9 @@ void AddShow(CLI::App& msg_cmd, Dispatch& dispatch) {
 void AddMsgCommands(CLI::App& app, Dispatch& dispatch) {
   CLI::App* msg_cmd = app.add_subcommand(
       "msg",
-      "Message files: the signed announcements, requests and responses that `clade group` "
-      "steps exchange (on a USB stick or over the network)");
+      "Message files: the signed messages Clade's commands write and read (enrollment steps, "
+      "job packages, provisioning records, group statements), on a USB stick or over the "
+      "network");
   msg_cmd->require_subcommand(1);
   AddShow(*msg_cmd, dispatch);
 }

@@ -1,10 +1,10 @@
 // Fast issuing of many certificates that differ only in serial, subject, validity and key — the
-// per-device hot loop (DESIGN §8). OpenSSL 3.0's object path (X509_set_pubkey, X509_sign, a DER
-// round trip) costs several times the signature itself; here what is fixed per job — issuer name,
-// extensions, algorithm identifiers — is encoded once, each TBSCertificate is that template plus
-// the device's own fields, and it is signed with a reused digest-sign context. The output is DER
-// that OpenSSL's own parser accepts unchanged (tests/crypto/cert_template_test.cpp checks it
-// against the object path, `openssl verify` and python-cryptography).
+// per-device hot loop (docs/design.md, "The hot path"). OpenSSL 3.0's object path (X509_set_pubkey,
+// X509_sign, a DER round trip) costs several times the signature itself; here what is fixed per job
+// — issuer name, extensions, algorithm identifiers — is encoded once, each TBSCertificate is that
+// template plus the device's own fields, and it is signed with a reused digest-sign context. The
+// output is DER that OpenSSL's own parser accepts unchanged (tests/crypto/cert_template_test.cpp
+// checks it against the object path, `openssl verify` and python-cryptography).
 #pragma once
 
 #include <cstdint>

@@ -33,7 +33,7 @@ absl::StatusOr<Curve> CurveOf(EVP_PKEY* pkey) {
 }
 
 // A public-only EVP_PKEY with the same point: the raw-point path is far cheaper in OpenSSL 3 than
-// a DER round trip (DESIGN §8).
+// a DER round trip (docs/design.md, "The hot path").
 absl::StatusOr<SslPtr<EVP_PKEY>> PublicOnly(EVP_PKEY* pkey, Curve curve) {
   uint8_t point[133];
   size_t point_len = 0;

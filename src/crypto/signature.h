@@ -23,7 +23,7 @@ absl::Status Verify(const PublicKey& key, std::span<const uint8_t> data,
                     std::span<const uint8_t> signature);
 
 // A signer for the hot path: the digest-sign context is initialised once and copied per
-// signature, which avoids OpenSSL 3's per-call provider fetch (DESIGN §8).
+// signature, which avoids OpenSSL 3's per-call provider fetch (docs/design.md, "The hot path").
 class Signer {
  public:
   static absl::StatusOr<Signer> Create(const PrivateKey& key);

@@ -1,6 +1,6 @@
-// The audit log (DESIGN §5): append-only and hash-chained — each entry carries the SHA-256 of the
-// previous one — with every entry naming the group and the member id that acted; checkpoints
-// signed by the HSM's identity key (which each member certificate binds) at least every
+// The audit log (docs/state.md, "Audit log"): append-only and hash-chained — each entry carries the
+// SHA-256 of the previous one — with every entry naming the group and the member id that acted;
+// checkpoints signed by the HSM's identity key (which each member certificate binds) at least every
 // kCheckpointInterval entries and at every export. An exported log is checked offline against a
 // group export: chain intact, every checkpoint signature by a member of that group, ids as claimed.
 #pragma once

@@ -306,7 +306,8 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
     ASSIGN_OR_RETURN(auto member_cert, internal::IssueMemberCert(
                                            group, keys.group_ca, cand.identity.SubjectKey(),
                                            child_id, cand.serial, m->group().group_name(), now));
-    // The group secrets are wrapped for the candidate's wrap certificate only (DESIGN §4.1).
+    // The group secrets are wrapped for the candidate's wrap certificate only (docs/protocol.md,
+    // "Who signs with what").
     crypto::SecretBytes secrets = internal::SerializeSecrets(keys);
     ASSIGN_OR_RETURN(auto wrapped, crypto::CmsEncrypt(secrets.RevealSecret(), *wrap));
 
@@ -321,7 +322,8 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
     if (statement) resp.set_group_statement(Bytes(statement->message));
     ASSIGN_OR_RETURN(out.response, Seal(sponsor, identity_key, kResponseType, resp));
 
-    // Persisted in this transaction, before the response leaves: ids are never reused (DESIGN §3).
+    // Persisted in this transaction, before the response leaves: ids are never reused
+    // (docs/protocol.md, "Member ids"; patent FIG. 4).
     rec->set_used(true);
     rec->set_admitted_serial(cand.serial);
     rec->set_admitted_member_id(child_id.ToString());

@@ -1,6 +1,6 @@
-// Enrollment (DESIGN §4.1, patent FIG. 2): announce → request → admit → join. Each step takes and
-// returns message-file bytes (a SignedMessage), so the same calls serve a USB stick and a network.
-// Every check that fails names what failed and changes no state.
+// Enrollment (docs/protocol.md; patent FIG. 2): announce → request → admit → join. Each step takes
+// and returns message-file bytes (a SignedMessage), so the same calls serve a USB stick and a
+// network. Every check that fails names what failed and changes no state.
 #pragma once
 
 #include <cstdint>

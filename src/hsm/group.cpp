@@ -80,7 +80,7 @@ absl::StatusOr<GroupSummary> CreateGroup(Hsm& hsm, const std::string& name,
   std::string group_id = GroupIdOf(ca_key.Public());
   const crypto::Certificate& founder = hsm.identity().identity;
 
-  // Group CA: issued by the founder's identity key (DESIGN §2), ending with it.
+  // Group CA: issued by the founder's identity key (docs/pki.md), ending with it.
   crypto::CertProfile ca;
   ca.subject = {{"CN", "Clade group " + name}, {"O", name}, {"serialNumber", group_id}};
   ca.not_before = now - 60;

@@ -1,8 +1,8 @@
-// Groups (DESIGN §2, §3): the founder's group context — group CA (issued by the founder's HSM
-// identity key), group encryption, group signing and symmetric keys, the group id derived from the
-// group CA key — and each member's own record (member id, member cert, role, child counter). An
-// HSM may belong to several groups (one per OEM); each is stored apart and its secrets are sealed
-// to its own rows.
+// Groups (docs/design.md, "PKI", "Member ids"): the founder's group context — group CA (issued by
+// the founder's HSM identity key), group encryption, group signing and symmetric keys, the group id
+// derived from the group CA key — and each member's own record (member id, member cert, role, child
+// counter). An HSM may belong to several groups (one per OEM); each is stored apart and its secrets
+// are sealed to its own rows.
 #pragma once
 
 #include <optional>

@@ -1,7 +1,7 @@
-// One HSM: its identity (DESIGN §2) and its sealed state (DESIGN §5). The identity signing key and
-// the wrap key are generated inside and stored only sealed under the KEK; the supplier certifies
-// their public halves at manufacture. Every operation is a plain call that the CLI and a daemon
-// both use.
+// One HSM: its identity (docs/pki.md) and its sealed state (docs/state.md). The identity signing
+// key and the wrap key are generated inside and stored only sealed under the KEK; the supplier
+// certifies their public halves at manufacture. Every operation is a plain call that the CLI and a
+// daemon both use.
 #pragma once
 
 #include <functional>

@@ -1,9 +1,10 @@
-// Jobs and provisioning (DESIGN §4.3). A member imports an OEM job package for its group —
-// checked against the OEM root the group trusts — and provisions devices with it: per device, a
-// certificate issued by the OEM device-issuing CA key (which stays wrapped at rest and is
-// unwrapped only inside the member, for the life of a Provisioner), the device key when the member
-// makes it (CMS to the device's transport key), firmware and configuration, and a record signed by
-// the member. The per-device path is one plain call (Provisioner::Provision) with one transaction.
+// Jobs and provisioning (docs/design.md, "Messages"; docs/oem-guide.md). A member imports an OEM
+// job package for its group — checked against the OEM root the group trusts — and provisions
+// devices with it: per device, a certificate issued by the OEM device-issuing CA key (which stays
+// wrapped at rest and is unwrapped only inside the member, for the life of a Provisioner), the
+// device key when the member makes it (CMS to the device's transport key), firmware and
+// configuration, and a record signed by the member. The per-device path is one plain call
+// (Provisioner::Provision) with one transaction.
 #pragma once
 
 #include <cstdint>
@@ -99,7 +100,7 @@ struct DeviceRequest {
   bool reissue = false;
 };
 
-// What is handed to one device.
+// What is handed to one device: its provisioning data (patent [0048]).
 struct ProvisioningData {
   // DER as issued (the hot path does not parse it back; DeviceCertificate() does, on demand).
   std::vector<uint8_t> device_cert_der;

@@ -1,6 +1,7 @@
-// Hierarchical member ids (DESIGN §3, patent FIG. 4): the founder is "1"; the k-th member enrolled
-// by X is "X.k". Unique without coordination, because each member allocates only below itself and
-// persists its child counter before it answers. Bounds: depth ≤ 32, each part in 1 .. 2^32-1.
+// Hierarchical member ids (docs/design.md, "Member ids"; patent FIG. 4): the founder is "1"; the
+// k-th member enrolled by X is "X.k". Unique without coordination, because each member allocates
+// only below itself and persists its child counter before it answers. Bounds: depth ≤ 32, each part
+// in 1 .. 2^32-1.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Clade's PKI semantics (DESIGN §2). Every certificate Clade issues carries exactly one *kind*
+// Clade's PKI semantics (docs/pki.md). Every certificate Clade issues carries exactly one *kind*
 // marker — a certificatePolicies OID under Clade's arc — and every verifier checks kind and
 // position: a genuine HSM is exactly supplier root → supplier issuing CA → HSM identity cert. So a
 // group CA (which any HSM can make) can never mint something that passes for an HSM.

@@ -1,6 +1,6 @@
-// Device certificate profiles (DESIGN §4.3; docs/profiles.md): the JSON an OEM puts in a job
-// package, parsed strictly (unknown keys are errors, so a typo never silently drops a setting),
-// and turned into a crypto::CertProfile per device.
+// Device certificate profiles (docs/profiles.md): the JSON an OEM puts in a job package, parsed
+// strictly (unknown keys are errors, so a typo never silently drops a setting), and turned into a
+// crypto::CertProfile per device.
 #pragma once
 
 #include <cstdint>

@@ -160,6 +160,7 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
       if (!recipient) {
         ASSIGN_OR_RETURN(recipient, CarrierCert(*req.transport_key, now));
       }
+      // The member-made key is wrapped for the device alone (patent [0045], [0048]).
       crypto::SecretBytes der = made_key->ToPkcs8Der();
       ASSIGN_OR_RETURN(out.key_envelope, crypto::CmsEncrypt(der.RevealSecret(), *recipient));
     } else if (s.profile.allow_plain_keys) {

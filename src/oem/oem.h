@@ -1,4 +1,4 @@
-// The OEM (DESIGN §1, §4.3): a root CA and a device-issuing CA (both P-256) in a directory O —
+// The OEM (docs/oem-guide.md): a root CA and a device-issuing CA (both P-256) in a directory O —
 //   O/root.crt  O/issuing.crt  (PEM)    O/root.key  O/issuing.key  (PKCS#8 PEM, mode 0600)
 // — and job packages for a group. The OEM's own HSM is out of scope: the keys are files here.
 #pragma once

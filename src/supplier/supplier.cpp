@@ -37,7 +37,8 @@ absl::StatusOr<Supplier> Supplier::Init(const std::string& dir, const std::strin
   ASSIGN_OR_RETURN(auto root,
                    crypto::IssueCertificate(root_profile, root_key.Public(), nullptr, root_key));
 
-  // Below the issuing CA stand at most two more CAs: an HSM identity and a group CA (DESIGN §2).
+  // Below the issuing CA stand at most two more CAs: an HSM identity and a group CA
+  // (docs/design.md, "PKI").
   crypto::CertProfile issuing_profile;
   issuing_profile.subject = {{"CN", name + " HSM Issuing CA"}, {"O", name}};
   issuing_profile.not_after = now + kIssuingYears * kYear;

@@ -1,5 +1,5 @@
-// The HSM supplier (DESIGN §1, §2): an offline root CA (P-384) and an HSM issuing CA (P-384) that
-// certifies each HSM it makes. Files in the supplier directory D:
+// The HSM supplier (docs/design.md, "Actors", "PKI"): an offline root CA (P-384) and an HSM issuing
+// CA (P-384) that certifies each HSM it makes. Files in the supplier directory D:
 //   D/root.crt  D/issuing.crt   (PEM certificates)
 //   D/root.key  D/issuing.key   (PKCS#8 PEM, mode 0600)
 #pragma once

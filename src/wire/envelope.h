@@ -1,7 +1,8 @@
-// Signed envelopes (DESIGN §4): every protocol message, on the wire or in a file, is a
-// SignedMessage whose signature covers the DSSE pre-authentication encoding of (type, payload).
-// OpenMessage returns an Envelope only after that signature verified with the leaf certificate of
-// the signer chain; it does not decide whether the signer is trusted — callers do, per type.
+// Signed envelopes (docs/protocol.md, "The envelope"): every protocol message, on the wire or in a
+// file, is a SignedMessage whose signature covers the DSSE pre-authentication encoding of (type,
+// payload). OpenMessage returns an Envelope only after that signature verified with the leaf
+// certificate of the signer chain; it does not decide whether the signer is trusted — callers do,
+// per type.
 #pragma once
 
 #include <cstdint>

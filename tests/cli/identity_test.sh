@@ -5,6 +5,8 @@ source "$(dirname "$0")/lib.sh"
 # Help and usage.
 expect_ok "$CLADE" --help
 expect_out "clade supplier"
+expect_out "clade line"
+expect_out "clade record"
 expect_ok "$CLADE" hsm init --help
 expect_out "--supplier"
 expect_fail 2 "usage error" "$CLADE" hsm init --supplier "$T/s"

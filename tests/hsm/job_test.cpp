@@ -1,9 +1,10 @@
-// OEM jobs and provisioning (DESIGN §4.3): an OEM packages a job for a group of three (1, 1.1,
-// 1.2) that trusts its root; member 1.2 imports and provisions. Then every refusal: packages of
-// another OEM, for another group, expired, wrapped for another key, with a CA key or chain that is
-// not the OEM's, and each payload field changed and re-signed by the genuine OEM root key (so only
-// the package's own consistency checks stand in the way); profiles and device uids; per-device
-// refusals; the OEM root changed after import; provisioning records checked against the group.
+// OEM jobs and provisioning (docs/design.md, "Messages"): an OEM packages a job for a group of
+// three (1, 1.1, 1.2) that trusts its root; member 1.2 imports and provisions. Then every refusal:
+// packages of another OEM, for another group, expired, wrapped for another key, with a CA key or
+// chain that is not the OEM's, and each payload field changed and re-signed by the genuine OEM root
+// key (so only the package's own consistency checks stand in the way); profiles and device uids;
+// per-device refusals; the OEM root changed after import; provisioning records checked against the
+// group.
 #include "hsm/job.h"
 
 #include <cstdio>
