@@ -196,6 +196,23 @@ absl::StatusOr<VerifiedJobPackage> VerifyJobPackage(std::span<const uint8_t> pac
   return out;
 }
 
+absl::StatusOr<JobImageDigests> ReadJobImageDigests(std::span<const uint8_t> package,
+                                                    const crypto::Certificate& oem_root) {
+  ASSIGN_OR_RETURN(internal::OpenedJob job, internal::OpenJob(package));
+  if (!(job.signer == oem_root)) {
+    return absl::PermissionDeniedError("job package is not signed by the OEM root '" +
+                                       oem_root.Subject() + "' (signed by '" +
+                                       job.signer.Subject() + "')");
+  }
+  JobImageDigests d;
+  d.job_id = job.package.job_id();
+  const std::string& f = job.package.firmware_sha256();
+  const std::string& c = job.package.config_sha256();
+  d.firmware_sha256.assign(f.begin(), f.end());
+  d.config_sha256.assign(c.begin(), c.end());
+  return d;
+}
+
 absl::StatusOr<std::optional<crypto::Certificate>> AcceptedOemRoot(Hsm& hsm,
                                                                    const std::string& group_id) {
   std::optional<v1::GroupMembership> m;

@@ -73,6 +73,17 @@ struct VerifiedJobPackage {
 absl::StatusOr<VerifiedJobPackage> VerifyJobPackage(std::span<const uint8_t> package,
                                                     const crypto::Certificate& oem_root,
                                                     const std::string& group_id, int64_t now = 0);
+// What a programmed device must carry according to a job package: its job id and the firmware
+// and config digests (empty = the job has none). JobImageDigests checks only that the package
+// opens and is signed by `oem_root` (a chip is checked against its job long after the job may have
+// expired); PermissionDenied "job package is not signed by the OEM root '…' (signed by '…')".
+struct JobImageDigests {
+  std::string job_id;
+  std::vector<uint8_t> firmware_sha256;
+  std::vector<uint8_t> config_sha256;
+};
+absl::StatusOr<JobImageDigests> ReadJobImageDigests(std::span<const uint8_t> package,
+                                                    const crypto::Certificate& oem_root);
 // The OEM root group `group_id` accepts job packages from (clade group trust-oem), if any.
 absl::StatusOr<std::optional<crypto::Certificate>> AcceptedOemRoot(Hsm& hsm,
                                                                    const std::string& group_id);

@@ -24,10 +24,10 @@ namespace clade::line {
 namespace {
 
 // The SQLite helpers of src/store serve the line's database too.
-using store::internal::Exec;
-using store::internal::SqliteDb;
-using store::internal::SqliteError;
-using Statement = store::internal::SqliteStatement;
+using store::sqlite::Exec;
+using store::sqlite::SqliteDb;
+using store::sqlite::SqliteError;
+using Statement = store::sqlite::SqliteStatement;
 
 // The schema of version kSchemaVersion. The CHECKs keep a hand edit from writing a status the
 // code cannot read back.
@@ -55,13 +55,13 @@ constexpr char kSchema[] =
 class Query {
  public:
   static absl::StatusOr<Query> Prepare(sqlite3* db, std::string_view sql, std::string what) {
-    ASSIGN_OR_RETURN(Statement stmt, store::internal::Prepare(db, sql, what));
+    ASSIGN_OR_RETURN(Statement stmt, store::sqlite::Prepare(db, sql, what));
     return Query(db, std::move(stmt), std::move(what));
   }
 
   Query& Bind(std::string_view text) {
     if (bind_status_.ok()) {
-      bind_status_ = store::internal::BindText(db_, stmt_.get(), ++bound_, text, what_);
+      bind_status_ = store::sqlite::BindText(db_, stmt_.get(), ++bound_, text, what_);
     }
     return *this;
   }
@@ -75,7 +75,7 @@ class Query {
   // True if a row is ready, false when done.
   absl::StatusOr<bool> Step() {
     if (!bind_status_.ok()) return bind_status_;
-    return store::internal::Step(db_, stmt_.get(), what_);
+    return store::sqlite::Step(db_, stmt_.get(), what_);
   }
   // Runs a statement that returns no rows.
   absl::Status Run() {
@@ -90,7 +90,7 @@ class Query {
     bound_ = 0;
   }
 
-  std::string Text(int column) const { return store::internal::ColumnText(stmt_.get(), column); }
+  std::string Text(int column) const { return store::sqlite::ColumnText(stmt_.get(), column); }
   int64_t Int(int column) const { return sqlite3_column_int64(stmt_.get(), column); }
 
  private:

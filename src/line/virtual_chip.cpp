@@ -13,7 +13,6 @@
 #include "base/files.h"
 #include "crypto/cms.h"
 #include "crypto/digest.h"
-#include "hsm/internal/jobs.h"
 
 namespace clade::line {
 namespace {
@@ -88,19 +87,7 @@ absl::StatusOr<ProgramInput> ProgramInput::FromDirectory(const std::string& d) {
 
 absl::StatusOr<JobDigests> JobDigestsFromPackage(std::span<const uint8_t> package,
                                                  const crypto::Certificate& oem_root) {
-  ASSIGN_OR_RETURN(hsm::internal::OpenedJob job, hsm::internal::OpenJob(package));
-  if (!(job.signer == oem_root)) {
-    return absl::PermissionDeniedError("job package is not signed by the OEM root '" +
-                                       oem_root.Subject() + "' (signed by '" +
-                                       job.signer.Subject() + "')");
-  }
-  JobDigests d;
-  d.job_id = job.package.job_id();
-  const std::string& f = job.package.firmware_sha256();
-  const std::string& c = job.package.config_sha256();
-  d.firmware_sha256.assign(f.begin(), f.end());
-  d.config_sha256.assign(c.begin(), c.end());
-  return d;
+  return hsm::ReadJobImageDigests(package, oem_root);
 }
 
 absl::StatusOr<VirtualChip> VirtualChip::Manufacture(const std::string& dir, const std::string& uid,

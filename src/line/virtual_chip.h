@@ -40,12 +40,9 @@ struct ProgramInput {
 };
 
 // The digests a programmed chip must carry: those of a job package (empty = the job has none).
-struct JobDigests {
-  std::string job_id;
-  std::vector<uint8_t> firmware_sha256;
-  std::vector<uint8_t> config_sha256;
-};
-// Opens a job package message file, checks it is signed by `oem_root`, and returns its digests.
+using JobDigests = hsm::JobImageDigests;
+// Opens a job package message file, checks it is signed by `oem_root`, and returns its digests
+// (hsm::ReadJobImageDigests).
 absl::StatusOr<JobDigests> JobDigestsFromPackage(std::span<const uint8_t> package,
                                                  const crypto::Certificate& oem_root);
 

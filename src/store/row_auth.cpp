@@ -9,6 +9,13 @@
 namespace clade::store::internal {
 namespace {
 
+using sqlite::BindBlob;
+using sqlite::BindText;
+using sqlite::ColumnBlob;
+using sqlite::ColumnText;
+using sqlite::Prepare;
+using sqlite::Step;
+
 // Domain separation of the three uses of the one MAC key: each message starts with its own
 // label and a NUL, and no label is a prefix of another.
 constexpr std::string_view kRowLabel = "clade-row-v1";

@@ -1,6 +1,6 @@
 #include "store/sqlite_util.h"
 
-namespace clade::store::internal {
+namespace clade::store::sqlite {
 
 absl::Status SqliteError(sqlite3* db, int rc, const std::string& what) {
   std::string msg = what + ": " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -85,4 +85,4 @@ std::string ColumnText(sqlite3_stmt* stmt, int column) {
   return std::string(data, static_cast<size_t>(size));
 }
 
-}  // namespace clade::store::internal
+}  // namespace clade::store::sqlite

@@ -1,20 +1,32 @@
-// Small helpers over the sqlite3 C API that turn result codes into absl::Status values naming
-// what failed and carrying SQLite's own message. Used by src/store and by the line's own
-// database (src/line/device_db.cpp); not a general database API.
+// Public to the layers with an arrow to store (docs/architecture.md): owners of SQLite handles and
+// small helpers over the sqlite3 C API that turn result codes into absl::Status values naming what
+// failed and carrying SQLite's own message. Used by src/store and by the line's own database
+// (src/line/device_db.cpp); not a general database API.
 #pragma once
 
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/status.h"
-#include "store/state_store.h"
 
-namespace clade::store::internal {
+namespace clade::store::sqlite {
+
+// Owners of SQLite handles. Move-only on purpose: a copied handle would be closed or finalized
+// twice, and a connection must outlive exactly one owner.
+struct SqliteCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StatementFinalizer {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using SqliteDb = std::unique_ptr<sqlite3, SqliteCloser>;
+using SqliteStatement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
 
 // "<what>: <sqlite3_errmsg>", with a status code chosen from the SQLite result code.
 absl::Status SqliteError(sqlite3* db, int rc, const std::string& what);
@@ -34,4 +46,4 @@ absl::StatusOr<bool> Step(sqlite3* db, sqlite3_stmt* stmt, const std::string& wh
 std::vector<uint8_t> ColumnBlob(sqlite3_stmt* stmt, int column);
 std::string ColumnText(sqlite3_stmt* stmt, int column);
 
-}  // namespace clade::store::internal
+}  // namespace clade::store::sqlite

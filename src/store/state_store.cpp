@@ -22,9 +22,9 @@
 namespace clade::store {
 namespace {
 
-using internal::Exec;
-using internal::SqliteDb;
-using internal::SqliteError;
+using sqlite::Exec;
+using sqlite::SqliteDb;
+using sqlite::SqliteError;
 
 constexpr char kDbName[] = "state.db";
 // Version 2: every row carries a version and a tag, and meta holds the state head (row_auth.h).
@@ -71,9 +71,9 @@ absl::StatusOr<SqliteDb> OpenDb(const std::string& path, bool create) {
   std::string what = "cannot configure " + path;
   sqlite3_busy_timeout(db.get(), 5000);
   RETURN_IF_ERROR(Exec(db.get(), "PRAGMA trusted_schema = OFF", what));
-  ASSIGN_OR_RETURN(auto stmt, internal::Prepare(db.get(), "PRAGMA journal_mode = WAL", what));
-  ASSIGN_OR_RETURN(bool row, internal::Step(db.get(), stmt.get(), what));
-  std::string mode = row ? internal::ColumnText(stmt.get(), 0) : "";
+  ASSIGN_OR_RETURN(auto stmt, sqlite::Prepare(db.get(), "PRAGMA journal_mode = WAL", what));
+  ASSIGN_OR_RETURN(bool row, sqlite::Step(db.get(), stmt.get(), what));
+  std::string mode = row ? sqlite::ColumnText(stmt.get(), 0) : "";
   stmt.reset();
   if (mode != "wal") {
     return absl::InternalError(
@@ -88,15 +88,15 @@ absl::Status PutMeta(sqlite3* db, const std::string& key, std::span<const uint8_
                      bool as_text) {
   std::string what = "cannot write meta " + key;
   ASSIGN_OR_RETURN(auto stmt,
-                   internal::Prepare(db, "INSERT INTO meta(key, value) VALUES(?1, ?2)", what));
-  RETURN_IF_ERROR(internal::BindText(db, stmt.get(), 1, key, what));
+                   sqlite::Prepare(db, "INSERT INTO meta(key, value) VALUES(?1, ?2)", what));
+  RETURN_IF_ERROR(sqlite::BindText(db, stmt.get(), 1, key, what));
   if (as_text) {
     std::string_view text(reinterpret_cast<const char*>(value.data()), value.size());
-    RETURN_IF_ERROR(internal::BindText(db, stmt.get(), 2, text, what));
+    RETURN_IF_ERROR(sqlite::BindText(db, stmt.get(), 2, text, what));
   } else {
-    RETURN_IF_ERROR(internal::BindBlob(db, stmt.get(), 2, value, what));
+    RETURN_IF_ERROR(sqlite::BindBlob(db, stmt.get(), 2, value, what));
   }
-  ASSIGN_OR_RETURN(bool row, internal::Step(db, stmt.get(), what));
+  ASSIGN_OR_RETURN(bool row, sqlite::Step(db, stmt.get(), what));
   (void)row;
   return absl::OkStatus();
 }
@@ -130,12 +130,12 @@ using Meta = std::map<std::string, std::vector<uint8_t>>;
 
 absl::StatusOr<Meta> ReadMeta(sqlite3* db, const std::string& db_path) {
   std::string what = "cannot read the meta table of " + db_path;
-  ASSIGN_OR_RETURN(auto stmt, internal::Prepare(db, "SELECT key, value FROM meta", what));
+  ASSIGN_OR_RETURN(auto stmt, sqlite::Prepare(db, "SELECT key, value FROM meta", what));
   Meta meta;
   for (;;) {
-    ASSIGN_OR_RETURN(bool row, internal::Step(db, stmt.get(), what));
+    ASSIGN_OR_RETURN(bool row, sqlite::Step(db, stmt.get(), what));
     if (!row) break;
-    meta[internal::ColumnText(stmt.get(), 0)] = internal::ColumnBlob(stmt.get(), 1);
+    meta[sqlite::ColumnText(stmt.get(), 0)] = sqlite::ColumnBlob(stmt.get(), 1);
   }
   return meta;
 }

@@ -25,20 +25,11 @@
 #include "base/status.h"
 #include "crypto/secret.h"
 #include "store/kek.h"
+#include "store/sqlite_util.h"
 
 namespace clade::store {
 
 namespace internal {
-// Owners of SQLite handles. Move-only on purpose: a copied handle would be closed or finalized
-// twice, and a connection must outlive exactly one owner.
-struct SqliteCloser {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-struct StatementFinalizer {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
-using SqliteDb = std::unique_ptr<sqlite3, SqliteCloser>;
-using SqliteStatement = std::unique_ptr<sqlite3_stmt, StatementFinalizer>;
 struct StateHead;
 struct WriteHead;
 enum class Table;
@@ -138,7 +129,7 @@ class StateStore {
   const std::string& dir() const { return dir_; }
 
  private:
-  StateStore(std::string dir, internal::SqliteDb db, std::unique_ptr<Kek> kek);
+  StateStore(std::string dir, sqlite::SqliteDb db, std::unique_ptr<Kek> kek);
   absl::Status RunTransaction(bool writable,
                               const std::function<absl::Status(Transaction&)>& fn) const;
   // Inside a transaction: re-checks the whole state if another connection committed since the
@@ -146,7 +137,7 @@ class StateStore {
   absl::Status RefreshHead() const;
 
   std::string dir_;
-  internal::SqliteDb db_;
+  sqlite::SqliteDb db_;
   std::unique_ptr<Kek> kek_;
   // The last verified head and the data_version it was verified at; null until verified, and
   // again after a commit whose outcome is unknown. Guarded by mu_.

@@ -15,12 +15,12 @@ absl::StatusOr<StatementCache::Lease> StatementCache::Get(std::string_view sql,
                                                           const std::string& what) {
   auto it = statements_.find(sql);
   if (it == statements_.end()) {
-    ASSIGN_OR_RETURN(SqliteStatement stmt, Prepare(db_, sql, what));
+    ASSIGN_OR_RETURN(SqliteStatement stmt, sqlite::Prepare(db_, sql, what));
     it = statements_.emplace(std::string(sql), Entry{std::move(stmt)}).first;
   }
   // Already lent further up the stack: lend a one-off statement instead.
   if (it->second.leased) {
-    ASSIGN_OR_RETURN(SqliteStatement stmt, Prepare(db_, sql, what));
+    ASSIGN_OR_RETURN(SqliteStatement stmt, sqlite::Prepare(db_, sql, what));
     sqlite3_stmt* raw = stmt.get();
     return Lease(raw, nullptr, std::move(stmt));
   }

@@ -15,6 +15,8 @@
 
 namespace clade::store::internal {
 
+using sqlite::SqliteStatement;
+
 class StatementCache {
  public:
   explicit StatementCache(sqlite3* db) : db_(db) {}

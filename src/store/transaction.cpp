@@ -9,10 +9,10 @@
 namespace clade::store {
 namespace {
 
-using internal::BindBlob;
-using internal::BindText;
-using internal::Step;
 using internal::Table;
+using sqlite::BindBlob;
+using sqlite::BindText;
+using sqlite::Step;
 
 std::string Name(std::string_view ns, std::string_view key) {
   return absl::StrCat(std::string(ns), "/", std::string(key));
@@ -64,7 +64,7 @@ absl::Status UpsertRow(internal::StatementCache& cache, Table table, std::string
   RETURN_IF_ERROR(BindName(db, stmt.get(), ns, key, what));
   if (int rc = sqlite3_bind_int64(stmt.get(), 3, static_cast<sqlite3_int64>(version));
       rc != SQLITE_OK) {
-    return internal::SqliteError(db, rc, what);
+    return sqlite::SqliteError(db, rc, what);
   }
   RETURN_IF_ERROR(BindBlob(db, stmt.get(), 4, value, what));
   RETURN_IF_ERROR(BindBlob(db, stmt.get(), 5, tag, what));
@@ -116,7 +116,7 @@ absl::StatusOr<std::optional<internal::RowTag>> Transaction::StoredTerm(
   // The stored tag is what the head's sum counted (the head was verified against every stored
   // tag), so its term is what to take away, whatever the rest of the row holds.
   ASSIGN_OR_RETURN(internal::RowTag term,
-                   internal::TermOf(*kek_, table, ns, key, internal::ColumnBlob(stmt.get(), 0)));
+                   internal::TermOf(*kek_, table, ns, key, sqlite::ColumnBlob(stmt.get(), 0)));
   return std::optional<internal::RowTag>(term);
 }
 
@@ -184,7 +184,7 @@ absl::StatusOr<std::vector<std::pair<std::string, std::vector<uint8_t>>>> Transa
   for (;;) {
     ASSIGN_OR_RETURN(bool row, Step(db_, stmt.get(), what));
     if (!row) break;
-    std::string key = internal::ColumnText(stmt.get(), 0);
+    std::string key = sqlite::ColumnText(stmt.get(), 0);
     internal::StoredRow stored = internal::ReadStoredRow(stmt.get(), 1);
     RETURN_IF_ERROR(internal::CheckRow(*kek_, Table::kRecords, ns, key, stored, head_->version));
     out.emplace_back(std::move(key), std::move(stored.value));
@@ -246,7 +246,7 @@ absl::StatusOr<std::vector<std::string>> Transaction::ListSecretKeys(std::string
   for (;;) {
     ASSIGN_OR_RETURN(bool row, Step(db_, stmt.get(), what));
     if (!row) break;
-    out.push_back(internal::ColumnText(stmt.get(), 0));
+    out.push_back(sqlite::ColumnText(stmt.get(), 0));
   }
   return out;
 }

@@ -11,8 +11,8 @@ namespace {
 TEST(StatementCache, LendsOneStatementAtATimeAndResetsIt) {
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(":memory:", &raw), SQLITE_OK);
-  internal::SqliteDb db(raw);
-  ASSERT_OK(internal::Exec(db.get(), "CREATE TABLE t(x); INSERT INTO t VALUES(1), (2);", "setup"));
+  sqlite::SqliteDb db(raw);
+  ASSERT_OK(sqlite::Exec(db.get(), "CREATE TABLE t(x); INSERT INTO t VALUES(1), (2);", "setup"));
   internal::StatementCache cache(db.get());
   sqlite3_stmt* first_stmt = nullptr;
   {
@@ -34,7 +34,7 @@ TEST(StatementCache, LendsOneStatementAtATimeAndResetsIt) {
 TEST(StatementCache, BadSqlIsAnError) {
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(":memory:", &raw), SQLITE_OK);
-  internal::SqliteDb db(raw);
+  sqlite::SqliteDb db(raw);
   internal::StatementCache cache(db.get());
   EXPECT_THAT(cache.Get("SELEKT 1", "cannot prepare the test"),
               StatusIs(absl::StatusCode::kInternal,
