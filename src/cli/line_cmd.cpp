@@ -6,6 +6,7 @@
 #include "base/files.h"
 #include "cli/client_dir.h"
 #include "cli/commands.h"
+#include "cli/line_progress.h"
 #include "crypto/x509.h"
 #include "line/runner.h"
 
@@ -116,14 +117,14 @@ void AddRun(CLI::App& line, Dispatch& dispatch) {
       o.programmer_timeout_seconds = a->programmer_timeout;
       o.answer_timeout_seconds = a->answer_timeout;
       o.give_up_seconds = a->give_up;
-      o.progress = a->progress == "bar"     ? line::ProgressMode::kBar
-                   : a->progress == "plain" ? line::ProgressMode::kPlain
-                   : a->progress == "none"  ? line::ProgressMode::kNone
-                                            : line::ProgressMode::kAuto;
-      o.out = &std::cout;
-      o.err = &std::cerr;
+      ProgressMode mode = a->progress == "bar"     ? ProgressMode::kBar
+                          : a->progress == "plain" ? ProgressMode::kPlain
+                          : a->progress == "none"  ? ProgressMode::kNone
+                                                   : ProgressMode::kAuto;
+      LineReport report(mode, std::cout, std::cerr);
+      o.observer = &report;
       ASSIGN_OR_RETURN(line::LineSummary sum, line::RunLine(o));
-      line::PrintSummary(sum, std::cout);
+      PrintSummary(sum, std::cout);
       if (sum.failed > 0 || sum.pending > 0) {
         return absl::AbortedError(std::to_string(sum.failed) + " chips failed and " +
                                   std::to_string(sum.pending) +

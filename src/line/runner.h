@@ -22,7 +22,6 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <ostream>
 #include <string>
 #include <vector>
 
@@ -32,7 +31,7 @@
 
 namespace clade::line {
 
-enum class ProgressMode { kAuto, kBar, kPlain, kNone };
+class LineObserver;
 
 struct LineOptions {
   std::string job_id;
@@ -52,9 +51,8 @@ struct LineOptions {
   // With no member answering, the line waits this long (probing) before it stops with the
   // remaining devices pending.
   int give_up_seconds = 60;
-  ProgressMode progress = ProgressMode::kAuto;
-  std::ostream* out = nullptr;  // events and the summary (stdout)
-  std::ostream* err = nullptr;  // the progress bar (stderr)
+  // Told what happens (the CLI prints it: src/cli/line_progress.h); nullptr = told to no one.
+  LineObserver* observer = nullptr;
 };
 
 struct LineSummary {
@@ -71,11 +69,28 @@ struct LineSummary {
   double seconds = 0;
 };
 
+// Where the run stands, for a progress display.
+struct LineProgress {
+  size_t total = 0;     // chips selected
+  size_t done_all = 0;  // done, by this run or before it (recovered included)
+  size_t done = 0;      // done by this run
+  size_t failed = 0;
+  std::string member;  // the member id in use, "-" for none
+  double seconds = 0;  // since the run started
+};
+
+// What the run tells as it goes: one line per event (a member in use, a failover, a resume…),
+// and where it stands. Called from the run's thread only.
+class LineObserver {
+ public:
+  virtual ~LineObserver() = default;
+  virtual void Say(const std::string& line) = 0;
+  // Called often (each turn of the run loop); `final` once at the end.
+  virtual void Progress(const LineProgress& progress, bool final) = 0;
+};
+
 // Runs the line; the error is for what stops the whole run before it starts (bad options, no tray,
 // the job found on no member). Devices that fail are in the summary, not the status.
 absl::StatusOr<LineSummary> RunLine(const LineOptions& options);
-
-// The one-screen summary printed at the end.
-void PrintSummary(const LineSummary& summary, std::ostream& out);
 
 }  // namespace clade::line

@@ -90,9 +90,7 @@ class LineRunTest : public World {
     o.tray_dir = Tray();
     o.parallel = 4;
     o.give_up_seconds = 0;
-    o.progress = line::ProgressMode::kNone;
-    o.out = &out_;
-    o.err = &out_;
+    o.observer = &said_;
     return o;
   }
   // Every chip of the tray verifies against the OEM root and the package the line kept.
@@ -131,7 +129,15 @@ class LineRunTest : public World {
   rpc::ClientCredentials creds_;
   std::map<std::string, std::unique_ptr<rpc::Daemon>> daemons_;
   std::ostringstream log_;
+  // The run's events, one a line; no progress.
+  struct Said : line::LineObserver {
+    explicit Said(std::ostringstream& out) : out(out) {}
+    void Say(const std::string& line) override { out << line << std::endl; }
+    void Progress(const line::LineProgress&, bool) override {}
+    std::ostringstream& out;
+  };
   std::ostringstream out_;
+  Said said_{out_};
 };
 
 TEST_F(LineRunTest, ProvisionsEveryChipAndARerunSkipsThem) {
