@@ -143,8 +143,7 @@ bool LineCore::OnAnswer(const v1::ProvisionResponse& a) {
                 ? "member " + m.Name() + " answered for uid " + a.uid() + ", not " + f.uid
                 : a.error();
   } else {
-    absl::Status checked = CheckAnswer(job_->verified, *m.verified,
-                                       AskedDevice{f.uid, f.chip_key},
+    absl::Status checked = CheckAnswer(job_->verified, *m.verified, AskedDevice{f.uid, f.chip_key},
                                        DeviceAnswer{crypto::AsBytes(a.device_cert()),
                                                     a.cert_serial(), crypto::AsBytes(a.record())},
                                        Now());

@@ -1,7 +1,7 @@
 // Members over gRPC (rpc/client.h), as the core's MemberLinks (line/seams.h).
-#include <memory>
-
 #include "line/grpc_members.h"
+
+#include <memory>
 
 namespace clade::line {
 namespace {

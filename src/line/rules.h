@@ -11,7 +11,7 @@ namespace clade::line {
 
 // How the next send of a device is made.
 enum class ReissueChoice {
-  kByRule,  // reissue when an earlier attempt to the same HSM may have issued (lost or refused)
+  kByRule,     // reissue when an earlier attempt to the same HSM may have issued (lost or refused)
   kReissue,    // the member said this HSM did issue before (AlreadyExists): issue again
   kNoReissue,  // the member said nothing was issued before (FailedPrecondition): a first issue
 };
@@ -34,10 +34,10 @@ bool MovesTo(size_t answered, size_t active, bool answered_usable, bool devices_
 
 // What one answer of a member says about the device.
 struct AnswerFacts {
-  bool refused = false;      // the member answered with an error, or for another uid
-  int code = 0;              // absl::StatusCode of a refusal
-  bool sent_reissue = false;  // the send was a reissue
-  bool lost_here = false;     // an earlier attempt on this HSM may have issued
+  bool refused = false;        // the member answered with an error, or for another uid
+  int code = 0;                // absl::StatusCode of a refusal
+  bool sent_reissue = false;   // the send was a reissue
+  bool lost_here = false;      // an earlier attempt on this HSM may have issued
   bool passed_checks = false;  // not refused: the answer passed line/answer_check.h
 };
 

@@ -34,9 +34,9 @@ class Chips {
 
 // What a member says of itself (HsmService.Status), as the line reads it.
 struct MemberStatus {
-  std::string state;               // "serving" when it provisions
-  std::string member_cert;         // its member certificate (DER)
-  std::string server_cert_pem;     // the certificate it showed in the TLS handshake
+  std::string state;            // "serving" when it provisions
+  std::string member_cert;      // its member certificate (DER)
+  std::string server_cert_pem;  // the certificate it showed in the TLS handshake
 };
 
 // One Provision stream: answers come back in request order. One thread sends (then calls
@@ -44,7 +44,7 @@ struct MemberStatus {
 class AnswerStream {
  public:
   virtual ~AnswerStream() = default;
-  virtual bool Send(const v1::ProvisionRequest& req) = 0;  // false = the stream is broken
+  virtual bool Send(const v1::ProvisionRequest& req) = 0;   // false = the stream is broken
   virtual bool Receive(v1::ProvisionResponse* answer) = 0;  // false = no more answers
   virtual void DoneSending() = 0;
   virtual void Cancel() = 0;

@@ -104,8 +104,8 @@ class DeviceDbRecord : public LineRecord {
                            const std::string& cert_serial, int64_t now) override {
     return db_.RecoverDone(job, uid, cert_serial, now);
   }
-  absl::Status MarkFailed(const std::string& job, const std::string& uid,
-                          const std::string& error, int64_t now) override {
+  absl::Status MarkFailed(const std::string& job, const std::string& uid, const std::string& error,
+                          int64_t now) override {
     return db_.MarkFailed(job, uid, error, now);
   }
 

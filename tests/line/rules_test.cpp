@@ -21,8 +21,8 @@ TEST(RulesTest, SendsReissueByChoiceAndHistory) {
     bool reissue;
   };
   const Case cases[] = {
-      {ReissueChoice::kByRule, false, false},   {ReissueChoice::kByRule, true, true},
-      {ReissueChoice::kReissue, false, true},   {ReissueChoice::kReissue, true, true},
+      {ReissueChoice::kByRule, false, false},    {ReissueChoice::kByRule, true, true},
+      {ReissueChoice::kReissue, false, true},    {ReissueChoice::kReissue, true, true},
       {ReissueChoice::kNoReissue, false, false}, {ReissueChoice::kNoReissue, true, false},
   };
   for (const Case& c : cases) {
@@ -51,8 +51,8 @@ TEST(RulesTest, DevicesToSendRefillsInBatchesWithinTheWindow) {
   };
   for (const Case& c : cases) {
     EXPECT_EQ(DevicesToSend(c.queued, c.in_flight, c.programming, c.parallel), c.send)
-        << "queued " << c.queued << " in flight " << c.in_flight << " programming "
-        << c.programming << " parallel " << c.parallel;
+        << "queued " << c.queued << " in flight " << c.in_flight << " programming " << c.programming
+        << " parallel " << c.parallel;
   }
 }
 
@@ -78,7 +78,7 @@ TEST(RulesTest, MovesOnlyToAnEarlierUsableMemberWhileDevicesWait) {
     bool usable, queued, moves;
   };
   const Case cases[] = {
-      {0, 1, true, true, true},   {1, 1, true, true, false}, {2, 1, true, true, false},
+      {0, 1, true, true, true},   {1, 1, true, true, false},  {2, 1, true, true, false},
       {0, 1, false, true, false}, {0, 1, true, false, false},
   };
   for (const Case& c : cases) {
