@@ -37,7 +37,8 @@ constexpr char kRunHelp[] =
 
 void AddRun(CLI::App& line, Dispatch& dispatch) {
   struct Args {
-    std::string job, hsm, client, tray, db, programmer = "virtual", progress = "auto", oem_root;
+    std::string job, hsm, client, tray, chips, db, programmer = "virtual", progress = "auto",
+                                                   oem_root;
     size_t devices = 0;
     int parallel = 8, answer_timeout = 20, give_up = 60, programmer_timeout = 120;
   };
@@ -51,12 +52,19 @@ void AddRun(CLI::App& line, Dispatch& dispatch) {
   cmd->add_option("--client", a->client,
                   "Client directory of role line (`clade group issue-client --role line`)")
       ->required();
-  cmd->add_option("--tray", a->tray, "Tray directory (`clade device make-tray`)")->required();
+  CLI::Option* tray =
+      cmd->add_option("--tray", a->tray, "Tray directory (`clade device make-tray`)");
+  CLI::Option* chips = cmd->add_option(
+      "--chips", a->chips,
+      "Chips without a tray: manifest:FILE (one JSON record per chip: uid, public_key or "
+      "transport_cert) or exec:COMMAND (a chip reader printing such a manifest); needs --db "
+      "and --programmer exec:COMMAND (docs/operations.md, the programmer contract)");
+  tray->excludes(chips);
   cmd->add_option("--oem-root", a->oem_root,
                   "PEM of the OEM root the job package must be signed by (default: oem-root.crt "
                   "of the --client directory, written by `clade group issue-client`)");
   cmd->add_option("--devices", a->devices, "Provision the first N chips of the tray (default all)");
-  cmd->add_option("--db", a->db, "Line database (default TRAY/line.db)");
+  cmd->add_option("--db", a->db, "Line database (default TRAY/line.db; required with --chips)");
   cmd->add_option("--programmer", a->programmer,
                   "virtual (default: the tray's virtual chips) or exec:COMMAND — run /bin/sh -c "
                   "COMMAND per device in a directory holding device.crt, chain.pem, "
@@ -109,6 +117,7 @@ void AddRun(CLI::App& line, Dispatch& dispatch) {
         o.oem_root = *std::move(root);
       }
       o.tray_dir = a->tray;
+      o.chips = a->chips;
       o.devices = a->devices;
       o.db_path = a->db;
       o.programmer = a->programmer;

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -31,7 +32,7 @@
 #include "hsm/profile.h"
 #include "line/answer_check.h"
 #include "line/device_db.h"
-#include "line/programmer.h"
+#include "line/station.h"
 
 namespace clade::line {
 namespace {
@@ -199,7 +200,13 @@ class Line {
   absl::Status Activate(size_t i);
   // Takes the job from its package (as a member holds it, or as kept in the tray).
   absl::Status LearnJob(std::vector<uint8_t> package);
-  std::string PackagePath() const { return o_.tray_dir + "/jobs/" + o_.job_id + ".package"; }
+  std::string PackagePath() const { return LineDir() + "/jobs/" + o_.job_id + ".package"; }
+  // The tray, or without one the directory of the line database (--db is then required).
+  std::string LineDir() const {
+    if (!o_.tray_dir.empty()) return o_.tray_dir;
+    std::string dir = std::filesystem::path(o_.db_path).parent_path().string();
+    return dir.empty() ? "." : dir;
+  }
   // Picks the first usable member, starting at `from` and going round the list; waits and probes
   // while none answers, for up to give_up_seconds. Returns false when it gives up.
   bool PickMember(size_t from);
@@ -224,7 +231,7 @@ class Line {
 
   const LineOptions& o_;
   std::ostream& out_;
-  std::unique_ptr<Programmer> programmer_;
+  Station station_;  // where the chips come from, and what programs them
   std::unique_ptr<DeviceDb> db_;
   std::vector<Member> members_;
   size_t active_ = 0;
@@ -291,20 +298,16 @@ absl::Status Line::Prepare() {
     mem.address = m;
     members_.push_back(std::move(mem));
   }
-  if (o_.programmer == "virtual") {
-    ASSIGN_OR_RETURN(programmer_, MakeVirtualProgrammer(o_.tray_dir));
-  } else if (o_.programmer.rfind("exec:", 0) == 0 && o_.programmer.size() > 5) {
-    ASSIGN_OR_RETURN(programmer_,
-                     MakeExecProgrammer(o_.tray_dir, o_.programmer.substr(5),
-                                        o_.tray_dir + "/exec-work", o_.programmer_timeout_seconds));
-  } else {
-    return absl::InvalidArgumentError("--programmer must be 'virtual' or 'exec:COMMAND', got '" +
-                                      o_.programmer + "'");
+  if (o_.tray_dir.empty() && o_.db_path.empty()) {
+    return absl::InvalidArgumentError("without --tray, --db FILE is required (the line database)");
   }
+  ASSIGN_OR_RETURN(station_,
+                   OpenStation({o_.tray_dir, o_.chips, o_.programmer, LineDir() + "/exec-work",
+                                o_.programmer_timeout_seconds}));
   auto group = LineGroupOfClient(o_.credentials.chain_pem, o_.credentials.root_pem);
   if (!group.ok()) return Annotate(group.status(), "the line's client certificate");
   group_ = *std::move(group);
-  std::string db_path = o_.db_path.empty() ? o_.tray_dir + "/line.db" : o_.db_path;
+  std::string db_path = o_.db_path.empty() ? LineDir() + "/line.db" : o_.db_path;
   RETURN_IF_ERROR(LockDatabase(db_path));
   ASSIGN_OR_RETURN(db_, DeviceDb::Open(db_path));
   switch (o_.progress) {
@@ -324,13 +327,13 @@ absl::Status Line::Prepare() {
 }
 
 absl::Status Line::SelectDevices() {
-  std::vector<std::string> uids = programmer_->Uids();
-  if (uids.empty()) return absl::NotFoundError("no chips in tray " + o_.tray_dir);
+  std::vector<std::string> uids = station_.chips->Uids();
+  if (uids.empty()) return absl::NotFoundError("no chips in " + station_.chips->Where());
   if (o_.devices > 0) {
     if (o_.devices > uids.size()) {
-      return absl::InvalidArgumentError("--devices " + std::to_string(o_.devices) + ": tray " +
-                                        o_.tray_dir + " holds only " + std::to_string(uids.size()) +
-                                        " chips");
+      return absl::InvalidArgumentError("--devices " + std::to_string(o_.devices) + ": " +
+                                        station_.chips->Where() + " holds only " +
+                                        std::to_string(uids.size()) + " chips");
     }
     uids.resize(o_.devices);
   }
@@ -362,7 +365,7 @@ absl::Status Line::SelectDevices() {
       ++sum_.already_done;
       continue;
     }
-    auto programmed = programmer_->ProgrammedSerial(uid);
+    auto programmed = station_.chips->ProgrammedSerial(uid);
     if (!programmed.ok()) {
       std::string why = std::string(programmed.status().message());
       RETURN_IF_ERROR(db_->MarkFailed(o_.job_id, uid, why, Now()));
@@ -482,7 +485,7 @@ absl::Status Line::FindJob() {
       why_not += "\n  " + m.address + ": its package is refused: " + std::string(learned.message());
       continue;
     }
-    RETURN_IF_ERROR(MakeDirs(o_.tray_dir + "/jobs", 0700));
+    RETURN_IF_ERROR(MakeDirs(LineDir() + "/jobs", 0700));
     RETURN_IF_ERROR(WriteFileAtomic(PackagePath(), job_->package));
     Say("job " + o_.job_id + " (" + job_->product + ", " + (job_->hsm_mode ? "hsm" : "device") +
         " key mode) fetched from the member at " + m.address + "; kept as " + PackagePath());
@@ -553,7 +556,7 @@ void Line::Fill(rpc::ProvisionStream& stream) {
         p.reissue_override > 0 || (p.reissue_override == 0 && lost_on_.count(p.uid) > 0 &&
                                    lost_on_[p.uid].count(m.serial) > 0);
     req.set_reissue(reissue);
-    auto pem = programmer_->RequestPem(p.uid, job_->hsm_mode);
+    auto pem = station_.chips->RequestPem(p.uid, job_->hsm_mode);
     std::optional<crypto::PublicKey> chip_key;
     if (pem.ok() && !job_->hsm_mode) {
       auto key = crypto::PublicKey::FromPem(*pem);
@@ -612,7 +615,7 @@ absl::Status Line::FlushEnds(bool force) {
   if (ends_.empty()) return absl::OkStatus();
   // The exec programmer is slow anyway and cannot tell a programmed chip on a rerun: each
   // outcome is recorded at once. Virtual chips carry their lock bit, so outcomes are batched.
-  bool now = force || ends_.size() >= 64 || programmer_->Name() == "exec" ||
+  bool now = force || ends_.size() >= 64 || station_.programmer->Name() == "exec" ||
              SecondsSince(first_end_) > 0.05;
   if (!now) return absl::OkStatus();
   absl::Status s = db_->FinishAttempts(ends_, Now());
@@ -895,15 +898,16 @@ absl::StatusOr<LineSummary> Line::Run() {
   last_progress_ = start_;
   RETURN_IF_ERROR(Prepare());
   RETURN_IF_ERROR(SelectDevices());
-  Say("line: job " + o_.job_id + ", " + std::to_string(total_) + " chips of tray " + o_.tray_dir +
-      ", " + std::to_string(queue_.size()) + " to provision; programmer " + programmer_->Name() +
-      ", " + std::to_string(o_.parallel) + " in parallel");
+  Say("line: job " + o_.job_id + ", " + std::to_string(total_) + " chips of " +
+      station_.chips->Where() + ", " + std::to_string(queue_.size()) +
+      " to provision; programmer " + station_.programmer->Name() + ", " +
+      std::to_string(o_.parallel) + " in parallel");
   if (queue_.empty()) {
     sum_.seconds = SecondsSince(start_);
     return sum_;
   }
   if (!job_) RETURN_IF_ERROR(FindJob());
-  pool_ = std::make_unique<ProgrammerPool>(*programmer_, events_, o_.parallel);
+  pool_ = std::make_unique<ProgrammerPool>(*station_.programmer, events_, o_.parallel);
   std::thread prober([this] { Prober(); });
   size_t from = 0;
   absl::Status stopped;

@@ -41,8 +41,9 @@ struct LineOptions {
   // The OEM root the job package must be signed by (from the client directory or --oem-root);
   // a run that needs the package refuses to start without one.
   std::optional<crypto::Certificate> oem_root;
-  std::string tray_dir;
-  size_t devices = 0;                    // the first N chips of the tray; 0 = all
+  std::string tray_dir;                  // "" = no tray: chips from `chips`, db_path required
+  std::string chips;                     // "" = the tray's; manifest:FILE or exec:COMMAND
+  size_t devices = 0;                    // the first N chips; 0 = all
   std::string db_path;                   // "" = TRAY/line.db
   std::string programmer = "virtual";    // or "exec:COMMAND"
   int programmer_timeout_seconds = 120;  // exec: a command running longer is killed
