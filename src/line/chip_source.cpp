@@ -187,8 +187,10 @@ absl::StatusOr<std::unique_ptr<ChipSource>> ParseChipManifest(std::string_view t
 }
 
 absl::StatusOr<std::unique_ptr<ChipSource>> ReadChipManifest(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string text, ReadFileString(path, kMaxChipManifest));
-  return ParseChipManifest(text, "manifest " + path);
+  ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytesNoFollow(path, kMaxChipManifest));
+  return ParseChipManifest(
+      std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+      "manifest " + path);
 }
 
 absl::StatusOr<std::unique_ptr<ChipSource>> RunChipReader(const std::string& command,

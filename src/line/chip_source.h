@@ -54,7 +54,7 @@ absl::Status CheckChipUid(const std::string& uid);
 absl::StatusOr<std::unique_ptr<ChipSource>> ParseChipManifest(std::string_view text,
                                                               const std::string& name);
 
-// Reads and parses the manifest file at `path`.
+// Reads and parses the manifest file at `path` (a symbolic link is refused, never followed).
 absl::StatusOr<std::unique_ptr<ChipSource>> ReadChipManifest(const std::string& path);
 
 // Runs a chip reader, `/bin/sh -c COMMAND`, once (line/outside_command.h: its minimal environment
