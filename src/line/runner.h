@@ -11,8 +11,8 @@
 //    `probe_ms` and the line moves back to the first that answers (a replacement at a dead
 //    member's address joins the line this way).
 //  - The job package is fetched from the first member (in list order) that holds the job, kept as
-//    TRAY/jobs/<job>.package (for `clade device verify --job`), and imported on any member that
-//    lacks the job before it is used. The package, fetched or kept, is checked as `job import`
+//    TRAY/jobs/<job>.package (without a tray: beside the database; for `clade device verify
+//    --job`), and imported on any member that lacks the job before it is used. The package, fetched or kept, is checked as `job import`
 //    checks it, against `oem_root` and the group of the line's client certificate.
 //  - Nothing a member says is believed unchecked (line/answer_check.h): a server that does not
 //    prove it is a member of the group, or an answer that fails a check, is a refusal by that
