@@ -145,6 +145,11 @@ absl::Status CheckChipUid(const std::string& uid) {
   return absl::OkStatus();
 }
 
+absl::Status NameChip(const std::string& uid, const absl::Status& s) {
+  if (s.ok() || std::string(s.message()).find(uid) != std::string::npos) return s;
+  return absl::Status(s.code(), "chip " + uid + ": " + std::string(s.message()));
+}
+
 absl::StatusOr<std::unique_ptr<ChipSource>> ParseChipManifest(std::string_view text,
                                                               const std::string& name) {
   if (text.size() > kMaxChipManifest) {

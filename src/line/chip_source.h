@@ -50,6 +50,9 @@ class ChipSource {
 // '.', '_', '-', 1..128 characters, not starting with '.'.
 absl::Status CheckChipUid(const std::string& uid);
 
+// Puts "chip UID: " before an error that does not name the uid already.
+absl::Status NameChip(const std::string& uid, const absl::Status& s);
+
 // Parses a chip manifest (above); `name` is how errors call it ("manifest chips.jsonl").
 absl::StatusOr<std::unique_ptr<ChipSource>> ParseChipManifest(std::string_view text,
                                                               const std::string& name);

@@ -17,12 +17,6 @@
 namespace clade::line {
 namespace {
 
-// Puts the uid into an error that does not name it already.
-absl::Status NameChip(const std::string& uid, const absl::Status& s) {
-  if (s.ok() || std::string(s.message()).find(uid) != std::string::npos) return s;
-  return absl::Status(s.code(), "chip " + uid + ": " + std::string(s.message()));
-}
-
 class ExecProgrammer : public Programmer {
  public:
   ExecProgrammer(std::string command, std::string work_dir, int timeout_seconds,

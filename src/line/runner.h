@@ -12,8 +12,9 @@
 //    member's address joins the line this way).
 //  - The job package is fetched from the first member (in list order) that holds the job, kept as
 //    TRAY/jobs/<job>.package (without a tray: beside the database; for `clade device verify
-//    --job`), and imported on any member that lacks the job before it is used. The package, fetched or kept, is checked as `job import`
-//    checks it, against `oem_root` and the group of the line's client certificate.
+//    --job`), and imported on any member that lacks the job before it is used. The package, fetched
+//    or kept, is checked as `job import` checks it, against `oem_root` and the group of the line's
+//    client certificate.
 //  - Nothing a member says is believed unchecked (line/answer_check.h): a server that does not
 //    prove it is a member of the group, or an answer that fails a check, is a refusal by that
 //    member (the device fails with the reason) and the line moves on to the next member.

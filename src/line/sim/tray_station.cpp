@@ -7,12 +7,6 @@
 namespace clade::line {
 namespace {
 
-// Puts the uid into an error that does not name it already.
-absl::Status NameChip(const std::string& uid, const absl::Status& s) {
-  if (s.ok() || std::string(s.message()).find(uid) != std::string::npos) return s;
-  return absl::Status(s.code(), "chip " + uid + ": " + std::string(s.message()));
-}
-
 class TrayChips : public ChipSource {
  public:
   explicit TrayChips(Tray tray) : tray_(std::move(tray)) {}
