@@ -88,8 +88,13 @@ absl::StatusOr<int> OpenLockFile(const std::string& path) {
   return fd;
 }
 
-absl::StatusOr<Bytes> ReadFileBytes(const std::string& path, size_t limit) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+namespace {
+absl::StatusOr<Bytes> ReadWhole(const std::string& path, size_t limit, int extra_flags) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | extra_flags);
+  if (fd < 0 && errno == ELOOP && (extra_flags & O_NOFOLLOW) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " is a symbolic link; refusing to follow it"));
+  }
   if (fd < 0) return Errno("cannot open", path);
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -127,6 +132,15 @@ absl::StatusOr<Bytes> ReadFileBytes(const std::string& path, size_t limit) {
   }
   ::close(fd);
   return out;
+}
+}  // namespace
+
+absl::StatusOr<Bytes> ReadFileBytes(const std::string& path, size_t limit) {
+  return ReadWhole(path, limit, 0);
+}
+
+absl::StatusOr<Bytes> ReadFileBytesNoFollow(const std::string& path, size_t limit) {
+  return ReadWhole(path, limit, O_NOFOLLOW);
 }
 
 absl::StatusOr<std::string> ReadFileString(const std::string& path, size_t limit) {

@@ -19,6 +19,9 @@ inline constexpr size_t kDefaultFileLimit = 16 * 1024 * 1024;
 absl::StatusOr<Bytes> ReadFileBytes(const std::string& path, size_t limit = kDefaultFileLimit);
 absl::StatusOr<std::string> ReadFileString(const std::string& path,
                                            size_t limit = kDefaultFileLimit);
+// As ReadFileBytes, but a PATH that is a symbolic link is refused, never followed (O_NOFOLLOW):
+// FailedPrecondition "PATH is a symbolic link; refusing to follow it".
+absl::StatusOr<Bytes> ReadFileBytesNoFollow(const std::string& path, size_t limit);
 
 // Atomic, durable write with the given permission bits. `exclusive` refuses an existing target.
 // The temporary file (PATH.tmp.<pid>) is created new (O_EXCL, O_NOFOLLOW): one planted there as

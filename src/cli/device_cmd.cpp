@@ -9,7 +9,8 @@
 #include "cli/commands.h"
 #include "crypto/x509.h"
 #include "hsm/job.h"
-#include "line/virtual_chip.h"
+#include "line/bundle.h"
+#include "line/sim/virtual_chip.h"
 
 namespace clade::cli {
 namespace {
@@ -63,8 +64,8 @@ void AddProgram(CLI::App& device, Dispatch& dispatch) {
                                              " is locked; it was programmed at " +
                                              FormatTime(chip.programmed_at()));
       }
-      ASSIGN_OR_RETURN(line::ProgramInput input, line::ProgramInput::FromDirectory(a->from));
-      RETURN_IF_ERROR(chip.Program(input));
+      ASSIGN_OR_RETURN(line::ProvisioningBundle bundle, line::ProvisioningBundle::Read(a->from));
+      RETURN_IF_ERROR(chip.Program(bundle.input));
       std::cout << "chip " << chip.uid() << " programmed and locked\n";
       return absl::OkStatus();
     };

@@ -9,6 +9,7 @@
 #include "crypto/digest.h"
 #include "hsm/group.h"
 #include "hsm/job.h"
+#include "line/bundle.h"
 #include "wire/envelope.h"
 
 namespace clade::cli {
@@ -157,26 +158,8 @@ void AddProvision(CLI::App& app, Dispatch& dispatch) {
       ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*h, gid, a->job));
       ASSIGN_OR_RETURN(auto data, p->Provision(req));
       const std::string& d = a->out;
-      RETURN_IF_ERROR(MakeDirs(d));
       ASSIGN_OR_RETURN(crypto::Certificate device_cert, data.DeviceCertificate());
-      RETURN_IF_ERROR(WriteFileAtomic(d + "/device.crt", device_cert.Pem()));
-      RETURN_IF_ERROR(
-          WriteFileAtomic(d + "/chain.pem", crypto::Certificate::ChainToPem(data.chain)));
-      if (!data.key_envelope.empty()) {
-        RETURN_IF_ERROR(WriteFileAtomic(d + "/device-key.cms", data.key_envelope));
-      }
-      if (!data.plain_key.empty()) {
-        auto key = data.plain_key.RevealSecret();
-        RETURN_IF_ERROR(WriteFileAtomic(d + "/device-key.pem", key.data(), key.size(), 0600));
-      }
-      if (!data.firmware.empty()) {
-        RETURN_IF_ERROR(
-            WriteFileAtomic(d + "/firmware.bin", data.firmware.data(), data.firmware.size()));
-      }
-      if (!data.config.empty()) {
-        RETURN_IF_ERROR(WriteFileAtomic(d + "/config.bin", data.config.data(), data.config.size()));
-      }
-      RETURN_IF_ERROR(WriteFileAtomic(d + "/record.msg", data.record));
+      RETURN_IF_ERROR(line::ProvisioningBundle::From(data).Write(d, line::BundleWrite::kDurable));
       std::cout << "device " << a->uid << " provisioned by member " << p->member_id() << "\n"
                 << "certificate serial: " << data.cert_serial << "\n"
                 << "subject: " << device_cert.Subject() << "\n"

@@ -21,10 +21,14 @@ constexpr char kRunHelp[] =
     "the devices in flight are sent again to the next member that answers. Members earlier in the "
     "list are probed every 2 s and the line moves back to the first that answers — a replacement "
     "HSM started at a dead member's address joins the line this way.\n"
+    "  The chips come from a tray (--tray) or, on a real line, from a chip manifest or a chip "
+    "reader (--chips; docs/operations.md, the programmer contract), programmed by "
+    "--programmer exec:COMMAND.\n"
     "  Every device is recorded in the line database (SQLite, default TRAY/line.db) before it is "
     "sent and after its chip is programmed; a rerun with the same database skips done chips.\n"
     "  The job package is fetched from a member holding the job, kept as TRAY/jobs/<job>.package "
-    "(for `clade device verify --job`), and imported on members that lack it. Fetched or kept, it "
+    "(beside --db without a tray; for `clade device verify --job`), and imported on members that "
+    "lack it. Fetched or kept, it "
     "is checked as `clade job import` checks it: signed by the OEM root (--oem-root, default "
     "CLIENT/oem-root.crt), for the group of the line's client certificate, not expired.\n"
     "  Nothing a member says is believed unchecked: each member must show a member certificate "
@@ -38,7 +42,8 @@ constexpr char kRunHelp[] =
 
 void AddRun(CLI::App& line, Dispatch& dispatch) {
   struct Args {
-    std::string job, hsm, client, tray, db, programmer = "virtual", progress = "auto", oem_root;
+    std::string job, hsm, client, tray, chips, db, programmer = "virtual", progress = "auto",
+                                                   oem_root;
     size_t devices = 0;
     int parallel = 8, answer_timeout = 20, give_up = 60, programmer_timeout = 120;
   };
@@ -52,17 +57,25 @@ void AddRun(CLI::App& line, Dispatch& dispatch) {
   cmd->add_option("--client", a->client,
                   "Client directory of role line (`clade group issue-client --role line`)")
       ->required();
-  cmd->add_option("--tray", a->tray, "Tray directory (`clade device make-tray`)")->required();
+  CLI::Option* tray =
+      cmd->add_option("--tray", a->tray, "Tray directory (`clade device make-tray`)");
+  CLI::Option* chips = cmd->add_option(
+      "--chips", a->chips,
+      "Chips without a tray: manifest:FILE (one JSON record per chip: uid, public_key or "
+      "transport_cert) or exec:COMMAND (a chip reader printing such a manifest); needs --db "
+      "and --programmer exec:COMMAND (docs/operations.md, the programmer contract)");
+  tray->excludes(chips);
   cmd->add_option("--oem-root", a->oem_root,
                   "PEM of the OEM root the job package must be signed by (default: oem-root.crt "
                   "of the --client directory, written by `clade group issue-client`)");
   cmd->add_option("--devices", a->devices, "Provision the first N chips of the tray (default all)");
-  cmd->add_option("--db", a->db, "Line database (default TRAY/line.db)");
+  cmd->add_option("--db", a->db, "Line database (default TRAY/line.db; required with --chips)");
   cmd->add_option("--programmer", a->programmer,
                   "virtual (default: the tray's virtual chips) or exec:COMMAND — run /bin/sh -c "
                   "COMMAND per device in a directory holding device.crt, chain.pem, "
                   "device-key.cms, firmware.bin, config.bin, record.msg, with CLADE_UID, "
-                  "CLADE_JOB, CLADE_MEMBER, CLADE_CERT_SERIAL, CLADE_DATA_DIR and CLADE_TRAY set; "
+                  "CLADE_JOB, CLADE_MEMBER, CLADE_CERT_SERIAL, CLADE_DATA_DIR and (with --tray) "
+                  "CLADE_TRAY set; "
                   "exit 0 = programmed, anything else fails the chip with the last line of its "
                   "output; killed after --programmer-timeout");
   cmd->add_option("--programmer-timeout", a->programmer_timeout,
@@ -110,6 +123,7 @@ void AddRun(CLI::App& line, Dispatch& dispatch) {
         o.oem_root = *std::move(root);
       }
       o.tray_dir = a->tray;
+      o.chips = a->chips;
       o.devices = a->devices;
       o.db_path = a->db;
       o.programmer = a->programmer;

@@ -33,7 +33,7 @@ inline std::string Plural(size_t n, const std::string& noun) {
 
 // What the core is given: the seams, and the checked options.
 struct CoreParts {
-  Chips* chips = nullptr;
+  ChipSource* chips = nullptr;
   Programmer* programmer = nullptr;  // Program and Name only
   LineRecord* record = nullptr;
   MemberLinks* links = nullptr;
@@ -95,7 +95,7 @@ class LineCore {
   // while none answers, for up to give_up_seconds. Returns false when it gives up.
   bool PickMember(size_t from);
   void Prober();
-  std::string PackagePath() const { return o_.tray_dir + "/jobs/" + o_.job_id + ".package"; }
+  std::string PackagePath() const { return LineDirectory(o_) + "/jobs/" + o_.job_id + ".package"; }
   // core.cpp: the stream.
   // Runs one Provision stream on the member in use until the work is done, the member stops
   // answering, or an earlier member answers again.
@@ -117,7 +117,7 @@ class LineCore {
   int64_t Now() const { return clock_.UnixNow(); }
 
   const LineOptions& o_;
-  Chips& chips_;
+  ChipSource& chips_;
   Programmer& programmer_;
   LineRecord& record_;
   MemberLinks& links_;

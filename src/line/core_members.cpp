@@ -94,7 +94,7 @@ absl::Status LineCore::FindJob() {
       why_not += "\n  " + m.address + ": its package is refused: " + std::string(learned.message());
       continue;
     }
-    RETURN_IF_ERROR(MakeDirs(o_.tray_dir + "/jobs", 0700));
+    RETURN_IF_ERROR(MakeDirs(LineDirectory(o_) + "/jobs", 0700));
     RETURN_IF_ERROR(WriteFileAtomic(PackagePath(), job_->package));
     Say("job " + o_.job_id + " (" + job_->product + ", " + (job_->hsm_mode ? "hsm" : "device") +
         " key mode) fetched from the member at " + m.address + "; kept as " + PackagePath());

@@ -9,12 +9,12 @@ namespace clade::line {
 
 absl::Status LineCore::SelectDevices() {
   std::vector<std::string> uids = chips_.Uids();
-  if (uids.empty()) return absl::NotFoundError("no chips in tray " + o_.tray_dir);
+  if (uids.empty()) return absl::NotFoundError("no chips in " + chips_.Where());
   if (o_.devices > 0) {
     if (o_.devices > uids.size()) {
-      return absl::InvalidArgumentError("--devices " + std::to_string(o_.devices) + ": tray " +
-                                        o_.tray_dir + " holds only " + std::to_string(uids.size()) +
-                                        " chips");
+      return absl::InvalidArgumentError("--devices " + std::to_string(o_.devices) + ": " +
+                                        chips_.Where() + " holds only " +
+                                        std::to_string(uids.size()) + " chips");
     }
     uids.resize(o_.devices);
   }

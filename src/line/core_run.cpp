@@ -125,7 +125,7 @@ absl::StatusOr<LineCore::SessionEnd> LineCore::Session(size_t* switch_to) {
 absl::StatusOr<LineSummary> LineCore::Run() {
   start_ = clock_.SteadyNow();
   RETURN_IF_ERROR(SelectDevices());
-  Say("line: job " + o_.job_id + ", " + std::to_string(total_) + " chips of tray " + o_.tray_dir +
+  Say("line: job " + o_.job_id + ", " + std::to_string(total_) + " chips of " + chips_.Where() +
       ", " + std::to_string(queue_.size()) + " to provision; programmer " + programmer_.Name() +
       ", " + std::to_string(o_.parallel) + " in parallel");
   if (queue_.empty()) {

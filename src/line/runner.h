@@ -11,9 +11,10 @@
 //    `probe_ms` and the line moves back to the first that answers (a replacement at a dead
 //    member's address joins the line this way).
 //  - The job package is fetched from the first member (in list order) that holds the job, kept as
-//    TRAY/jobs/<job>.package (for `clade device verify --job`), and imported on any member that
-//    lacks the job before it is used. The package, fetched or kept, is checked as `job import`
-//    checks it, against `oem_root` and the group of the line's client certificate.
+//    TRAY/jobs/<job>.package (without a tray: beside the database; for `clade device verify
+//    --job`), and imported on any member that lacks the job before it is used. The package, fetched
+//    or kept, is checked as `job import` checks it, against `oem_root` and the group of the line's
+//    client certificate.
 //  - Nothing a member says is believed unchecked (line/answer_check.h): a server that does not
 //    prove it is a member of the group, or an answer that fails a check, is a refusal by that
 //    member (the device fails with the reason) and the line moves on to the next member.
@@ -40,8 +41,9 @@ struct LineOptions {
   // The OEM root the job package must be signed by (from the client directory or --oem-root);
   // a run that needs the package refuses to start without one.
   std::optional<crypto::Certificate> oem_root;
-  std::string tray_dir;
-  size_t devices = 0;                    // the first N chips of the tray; 0 = all
+  std::string tray_dir;                  // "" = no tray: chips from `chips`, db_path required
+  std::string chips;                     // "" = the tray's; manifest:FILE or exec:COMMAND
+  size_t devices = 0;                    // the first N chips; 0 = all
   std::string db_path;                   // "" = TRAY/line.db
   std::string programmer = "virtual";    // or "exec:COMMAND"
   int programmer_timeout_seconds = 120;  // exec: a command running longer is killed
@@ -91,6 +93,10 @@ class LineObserver {
 
 // Runs the line; the error is for what stops the whole run before it starts (bad options, no tray,
 // the job found on no member). Devices that fail are in the summary, not the status.
+// Where the line keeps its own files (jobs/, exec-work/, the default line.db): the tray, or
+// without one the directory of the line database.
+std::string LineDirectory(const LineOptions& options);
+
 absl::StatusOr<LineSummary> RunLine(const LineOptions& options);
 
 }  // namespace clade::line

@@ -13,24 +13,10 @@
 
 #include "base/status.h"
 #include "clade/v1/hsm_service.pb.h"
+#include "line/chip_source.h"
 #include "line/device_db.h"
 
 namespace clade::line {
-
-// Where chips and their request material come from (today the programmer: line/programmer.h).
-class Chips {
- public:
-  virtual ~Chips() = default;
-  // The chips, in uid order.
-  virtual std::vector<std::string> Uids() const = 0;
-  // The chip's public key (SPKI PEM) when `hsm_mode` is false, its transport certificate when
-  // true.
-  virtual absl::StatusOr<std::string> RequestPem(const std::string& uid, bool hsm_mode) const = 0;
-  // The serial of the certificate a programmed and locked chip carries; nullopt when it is not
-  // programmed or this source cannot tell.
-  virtual absl::StatusOr<std::optional<std::string>> ProgrammedSerial(
-      const std::string& uid) const = 0;
-};
 
 // What a member says of itself (HsmService.Status), as the line reads it.
 struct MemberStatus {

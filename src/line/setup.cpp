@@ -1,11 +1,13 @@
-// RunLine: checks the options, picks the programmer, takes the database's flock, and runs the
-// core (line/core.h) over gRPC members, the DeviceDb and the programmer's chips.
+// RunLine: checks the options, opens the station (line/station.h: where the chips come from and
+// what programs them), takes the database's flock, and runs the core (line/core.h) over gRPC
+// members, the DeviceDb and the station.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -14,7 +16,7 @@
 #include "line/core.h"
 #include "line/device_db.h"
 #include "line/grpc_members.h"
-#include "line/programmer.h"
+#include "line/station.h"
 #include "line/runner.h"
 #include "line/seams.h"
 
@@ -55,24 +57,6 @@ class DatabaseLock {
 
  private:
   int fd_ = -1;
-};
-
-// The programmer's uids and request material, as the core's Chips. When the programmer is split
-// into a chip source and a programmer, this is the one place that changes.
-class ProgrammerChips : public Chips {
- public:
-  explicit ProgrammerChips(const Programmer& p) : p_(p) {}
-  std::vector<std::string> Uids() const override { return p_.Uids(); }
-  absl::StatusOr<std::string> RequestPem(const std::string& uid, bool hsm_mode) const override {
-    return p_.RequestPem(uid, hsm_mode);
-  }
-  absl::StatusOr<std::optional<std::string>> ProgrammedSerial(
-      const std::string& uid) const override {
-    return p_.ProgrammedSerial(uid);
-  }
-
- private:
-  const Programmer& p_;
 };
 
 // The DeviceDb as the core's record.
@@ -138,35 +122,35 @@ absl::Status CheckOptions(const LineOptions& o) {
   return absl::OkStatus();
 }
 
-// "virtual" or "exec:COMMAND".
-absl::StatusOr<std::unique_ptr<Programmer>> PickProgrammer(const LineOptions& o) {
-  if (o.programmer == "virtual") return MakeVirtualProgrammer(o.tray_dir);
-  if (o.programmer.rfind("exec:", 0) == 0 && o.programmer.size() > 5) {
-    return MakeExecProgrammer(o.tray_dir, o.programmer.substr(5), o.tray_dir + "/exec-work",
-                              o.programmer_timeout_seconds);
-  }
-  return absl::InvalidArgumentError("--programmer must be 'virtual' or 'exec:COMMAND', got '" +
-                                    o.programmer + "'");
-}
-
 }  // namespace
+
+std::string LineDirectory(const LineOptions& options) {
+  if (!options.tray_dir.empty()) return options.tray_dir;
+  std::string dir = std::filesystem::path(options.db_path).parent_path().string();
+  return dir.empty() ? "." : dir;
+}
 
 absl::StatusOr<LineSummary> RunLine(const LineOptions& options) {
   RETURN_IF_ERROR(CheckOptions(options));
-  ASSIGN_OR_RETURN(std::unique_ptr<Programmer> programmer, PickProgrammer(options));
+  if (options.tray_dir.empty() && options.db_path.empty()) {
+    return absl::InvalidArgumentError("without --tray, --db FILE is required (the line database)");
+  }
+  ASSIGN_OR_RETURN(Station station,
+                   OpenStation({options.tray_dir, options.chips, options.programmer,
+                                LineDirectory(options) + "/exec-work",
+                                options.programmer_timeout_seconds}));
   auto group = LineGroupOfClient(options.credentials.chain_pem, options.credentials.root_pem);
   if (!group.ok()) return Annotate(group.status(), "the line's client certificate");
-  std::string db_path = options.db_path.empty() ? options.tray_dir + "/line.db" : options.db_path;
+  std::string db_path = options.db_path.empty() ? LineDirectory(options) + "/line.db" : options.db_path;
   DatabaseLock lock;
   RETURN_IF_ERROR(lock.Take(db_path));
   ASSIGN_OR_RETURN(std::unique_ptr<DeviceDb> db, DeviceDb::Open(db_path));
-  ProgrammerChips chips(*programmer);
   DeviceDbRecord record(*db);
   std::unique_ptr<MemberLinks> links = MakeGrpcMemberLinks(options.credentials);
   SystemClock clock;
   CoreParts parts;
-  parts.chips = &chips;
-  parts.programmer = programmer.get();
+  parts.chips = station.chips.get();
+  parts.programmer = station.programmer.get();
   parts.record = &record;
   parts.links = links.get();
   parts.clock = &clock;

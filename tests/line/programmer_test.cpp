@@ -1,8 +1,9 @@
-// Programmers on the factory line: the virtual programmer hands out a chip's request material and
-// programs it from what a real group member provisioned (both key modes), reads back the serial of
-// a programmed chip and passes on a locked chip's refusal; the exec programmer runs real /bin/sh
-// scripts with the provisioned files and the CLADE_* environment, reports a failing, crashing or
-// hanging command with its own words, never leaves a plain key behind, and runs in parallel.
+// Programmers on the factory line: a tray's chip source hands out a chip's request material, the
+// virtual programmer programs it from what a real group member provisioned (both key modes), reads
+// back the serial of a programmed chip and passes on a locked chip's refusal; the exec programmer
+// runs real /bin/sh scripts with the provisioned files and the CLADE_* environment, reports a
+// failing, crashing or hanging command with its own words, never leaves a plain key behind, and
+// runs in parallel.
 #include "line/programmer.h"
 
 #include <signal.h>
@@ -21,6 +22,8 @@
 #include "hsm/group.h"
 #include "hsm/job.h"
 #include "hsm/world.h"
+#include "line/sim/tray_station.h"
+#include "line/sim/virtual_chip.h"
 #include "oem/oem.h"
 
 namespace clade::line {
@@ -95,18 +98,20 @@ class ProgrammerTest : public hsm::testing::World {
     tray_dir_ = dir_.File("tray");
     auto tray = Tray::Make(tray_dir_, 8);
     ASSERT_OK(tray);
+    auto chips = MakeTrayChipSource(tray_dir_);
+    ASSERT_OK(chips);
+    chips_ = *std::move(chips);
   }
 
-  // What the member issues for `uid`, asked with the material `programmer` hands out.
-  absl::StatusOr<hsm::ProvisioningData> ProvisionFor(const Programmer& programmer,
-                                                     const std::string& uid,
+  // What the member issues for `uid`, asked with the material the tray's chip source hands out.
+  absl::StatusOr<hsm::ProvisioningData> ProvisionFor(const std::string& uid,
                                                      const std::string& job) {
     bool hsm_mode = job != "J-DEV";
     ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*member_, g_, job));
     hsm::DeviceRequest req;
     req.uid = uid;
     if (job != "J-PLAIN") {
-      ASSIGN_OR_RETURN(std::string pem, programmer.RequestPem(uid, hsm_mode));
+      ASSIGN_OR_RETURN(std::string pem, chips_->RequestPem(uid, hsm_mode));
       if (hsm_mode) {
         ASSIGN_OR_RETURN(req.transport_cert, crypto::Certificate::FromPem(pem));
       } else {
@@ -144,7 +149,7 @@ class ProgrammerTest : public hsm::testing::World {
   }
 
   std::unique_ptr<Programmer> Exec(const std::string& command, int timeout = 30) {
-    auto p = MakeExecProgrammer(tray_dir_, command, work_, timeout);
+    auto p = MakeExecProgrammer(command, work_, timeout, tray_dir_);
     EXPECT_TRUE(p.ok()) << p.status();
     if (!p.ok()) std::abort();
     return *std::move(p);
@@ -165,14 +170,18 @@ class ProgrammerTest : public hsm::testing::World {
   hsm::Hsm* member_ = nullptr;
   std::string g_;
   std::string tray_dir_;
+  std::unique_ptr<ChipSource> chips_;
   std::string work_ = dir_.File("work");
   std::vector<std::unique_ptr<hsm::Provisioner>> provisioners_;
 };
 
-TEST_F(ProgrammerTest, VirtualProgrammerHandsOutRequestMaterialOfBothModes) {
-  auto p = MakeVirtualProgrammer(tray_dir_);
+TEST_F(ProgrammerTest, TrayChipSourceHandsOutRequestMaterialOfBothModes) {
+  auto virt = MakeVirtualProgrammer(tray_dir_);
+  ASSERT_OK(virt);
+  EXPECT_EQ((*virt)->Name(), "virtual");
+  auto p = MakeTrayChipSource(tray_dir_);
   ASSERT_OK(p);
-  EXPECT_EQ((*p)->Name(), "virtual");
+  EXPECT_EQ((*p)->Where(), "tray " + tray_dir_);
   ASSERT_EQ((*p)->Uids().size(), 8u);
   EXPECT_EQ((*p)->Uids().front(), "CHIP-000001");
   auto pub_pem = (*p)->RequestPem("CHIP-000002", false);
@@ -191,6 +200,8 @@ TEST_F(ProgrammerTest, VirtualProgrammerHandsOutRequestMaterialOfBothModes) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("no chip CHIP-000042")));
   EXPECT_THAT(MakeVirtualProgrammer(dir_.File("no-tray")),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("cannot open tray")));
+  EXPECT_THAT(MakeTrayChipSource(dir_.File("no-tray")),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("cannot open tray")));
 }
 
 TEST_F(ProgrammerTest, VirtualProgrammerProgramsBothKeyModesAndReadsTheSerialBack) {
@@ -198,13 +209,13 @@ TEST_F(ProgrammerTest, VirtualProgrammerProgramsBothKeyModesAndReadsTheSerialBac
   ASSERT_OK(p);
   for (const auto& [uid, job] :
        {std::pair{"CHIP-000001", "J-DEV"}, std::pair{"CHIP-000002", "J-HSM"}}) {
-    auto before = (*p)->ProgrammedSerial(uid);
+    auto before = chips_->ProgrammedSerial(uid);
     ASSERT_OK(before);
     EXPECT_EQ(*before, std::nullopt) << uid;
-    auto data = ProvisionFor(**p, uid, job);
+    auto data = ProvisionFor(uid, job);
     ASSERT_OK(data);
     ASSERT_OK((*p)->Program(uid, ProgramInput::From(*data), ContextOf(*data, job)));
-    auto after = (*p)->ProgrammedSerial(uid);
+    auto after = chips_->ProgrammedSerial(uid);
     ASSERT_OK(after);
     ASSERT_NE(*after, std::nullopt) << uid;
     EXPECT_EQ(**after, data->cert_serial);
@@ -227,12 +238,12 @@ TEST_F(ProgrammerTest, VirtualProgrammerProgramsBothKeyModesAndReadsTheSerialBac
                        HasSubstr("chip CHIP-000001 is locked; it was programmed at ")));
   EXPECT_EQ(clade::testing::ReadBinary(tray_dir_ + "/CHIP-000001/flash/device.crt"), crt);
   // A certificate for another chip's key: the error names the chip.
-  auto other = ProvisionFor(**p, "CHIP-000003", "J-DEV");
+  auto other = ProvisionFor("CHIP-000003", "J-DEV");
   ASSERT_OK(other);
   EXPECT_THAT((*p)->Program("CHIP-000004", ProgramInput::From(*other), ContextOf(*other, "J-DEV")),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("certificate does not match the key on chip CHIP-000004")));
-  auto still = (*p)->ProgrammedSerial("CHIP-000004");
+  auto still = chips_->ProgrammedSerial("CHIP-000004");
   ASSERT_OK(still);
   EXPECT_EQ(*still, std::nullopt);
 }
@@ -262,11 +273,11 @@ echo "programmed $CLADE_UID"
   ::setenv("INHERITED_FROM_PARENT", "yes", 1);
   auto p = Exec(cmd);
   EXPECT_EQ(p->Name(), "exec");
-  EXPECT_EQ(p->Uids().size(), 8u);
-  auto serial = p->ProgrammedSerial("CHIP-000002");
+  EXPECT_EQ(chips_->Uids().size(), 8u);
+  auto serial = chips_->ProgrammedSerial("CHIP-000002");
   ASSERT_OK(serial);
   EXPECT_EQ(*serial, std::nullopt);
-  auto data = ProvisionFor(*p, "CHIP-000002", "J-PLAIN");
+  auto data = ProvisionFor("CHIP-000002", "J-PLAIN");
   ASSERT_OK(data);
   ASSERT_FALSE(data->plain_key.empty());
   ASSERT_OK(p->Program("CHIP-000002", ProgramInput::From(*data), ContextOf(*data, "J-PLAIN")));
@@ -304,7 +315,7 @@ TEST_F(ProgrammerTest, ExecProgrammerGivesTheCommandAMinimalEnvironment) {
   ::setenv("HOME", "/home/line", 1);
   ::setenv("LC_ALL", "C.UTF-8", 1);
   ::setenv("CLADE_UID", "CHIP-FORGED", 1);  // a device variable is this device's, never inherited
-  auto data = ProvisionFor(*p, "CHIP-000007", "J-DEV");
+  auto data = ProvisionFor("CHIP-000007", "J-DEV");
   ASSERT_OK(data);
   absl::Status programmed =
       p->Program("CHIP-000007", ProgramInput::From(*data), ContextOf(*data, "J-DEV"));
@@ -333,19 +344,21 @@ TEST_F(ProgrammerTest, ExecProgrammerGivesTheCommandAMinimalEnvironment) {
 }
 
 TEST_F(ProgrammerTest, ExecProgrammerFilesProgramAChipThroughTheirReader) {
-  // The files carry the names ProgramInput::FromDirectory reads: a command that programs the
+  // The files carry the names ProvisioningBundle::Read reads: a command that programs the
   // chip from them (what `clade device program --from "$CLADE_DATA_DIR"` does) yields a good chip.
   std::string copy = dir_.File("copy");
   auto p = Exec(Script("copy.sh", "cp -r \"$CLADE_DATA_DIR\" " + copy + "\n"));
-  auto data = ProvisionFor(*p, "CHIP-000003", "J-HSM");
+  auto data = ProvisionFor("CHIP-000003", "J-HSM");
   ASSERT_OK(data);
   ASSERT_OK(p->Program("CHIP-000003", ProgramInput::From(*data), ContextOf(*data, "J-HSM")));
   EXPECT_EQ(clade::testing::ReadBinary(copy + "/record.msg"), data->record);
-  auto in = ProgramInput::FromDirectory(copy);
+  ASSERT_TRUE(PathExists(copy + "/programmer.log"));  // the one other file a bundle may hold
+  auto in = ProvisioningBundle::Read(copy);
   ASSERT_OK(in);
-  EXPECT_EQ(in->key_envelope, data->key_envelope);
+  EXPECT_EQ(in->input.key_envelope, data->key_envelope);
+  EXPECT_EQ(in->record, data->record);
   VirtualChip chip = Chip("CHIP-000003");
-  ASSERT_OK(chip.Program(*in));
+  ASSERT_OK(chip.Program(in->input));
   EXPECT_THAT(Chip("CHIP-000003").Verify(Options()), IsEmpty());
 }
 
@@ -355,7 +368,7 @@ echo "no contact with socket 3" >&2
 echo "" >&2
 exit 3
 )"));
-  auto data = ProvisionFor(*p, "CHIP-000004", "J-PLAIN");
+  auto data = ProvisionFor("CHIP-000004", "J-PLAIN");
   ASSERT_OK(data);
   absl::Status s = p->Program("CHIP-000004", ProgramInput::From(*data), ContextOf(*data, "J"));
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kAborted,
@@ -375,9 +388,10 @@ exit 3
   EXPECT_THAT(p2->Program("CHIP-000004", ProgramInput::From(*data), ContextOf(*data, "J")),
               StatusIs(absl::StatusCode::kAborted, HasSubstr("exit status 1")));
   EXPECT_EQ(WorkDirs().size(), 2u);
-  // Uids outside the tray are refused before anything runs.
-  EXPECT_THAT(p2->Program("../CHIP-000004", ProgramInput::From(*data), ContextOf(*data, "J")),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no chip ../CHIP-000004")));
+  // A uid that could leave WORK is refused before anything runs.
+  EXPECT_THAT(
+      p2->Program("../CHIP-000004", ProgramInput::From(*data), ContextOf(*data, "J")),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("bad chip uid '../CHIP-000004'")));
   EXPECT_EQ(WorkDirs().size(), 2u);
 }
 
@@ -386,7 +400,7 @@ TEST_F(ProgrammerTest, ExecProgrammerKillsAHangingCommand) {
   auto p = Exec(Script("hang.sh", "echo $$ > " + pids + ".sh\nsleep 30 &\necho $! > " + pids +
                                       ".sleep\nwait\n"),
                 /*timeout=*/1);
-  auto data = ProvisionFor(*p, "CHIP-000005", "J-DEV");
+  auto data = ProvisionFor("CHIP-000005", "J-DEV");
   ASSERT_OK(data);
   auto start = std::chrono::steady_clock::now();
   absl::Status s = p->Program("CHIP-000005", ProgramInput::From(*data), ContextOf(*data, "J"));
@@ -406,7 +420,7 @@ TEST_F(ProgrammerTest, ExecProgrammerKillsAHangingCommand) {
 TEST_F(ProgrammerTest, ExecProgrammerReportsACrash) {
   // The command's shell itself dies of the signal.
   auto p = Exec("echo \"writing flash\" >&2; kill -SEGV $$");
-  auto data = ProvisionFor(*p, "CHIP-000006", "J-DEV");
+  auto data = ProvisionFor("CHIP-000006", "J-DEV");
   ASSERT_OK(data);
   EXPECT_THAT(p->Program("CHIP-000006", ProgramInput::From(*data), ContextOf(*data, "J")),
               StatusIs(absl::StatusCode::kAborted,
@@ -423,12 +437,13 @@ TEST_F(ProgrammerTest, ExecProgrammerReportsACrash) {
 }
 
 TEST_F(ProgrammerTest, ExecProgrammerRefusesBadSettings) {
-  EXPECT_THAT(MakeExecProgrammer(tray_dir_, "", work_, 5),
+  EXPECT_THAT(MakeExecProgrammer("", work_, 5),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("command is empty")));
-  EXPECT_THAT(MakeExecProgrammer(tray_dir_, "true", work_, 0),
+  EXPECT_THAT(MakeExecProgrammer("true", work_, 0),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least 1 second")));
-  EXPECT_THAT(MakeExecProgrammer(dir_.File("no-tray"), "true", work_, 5),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("cannot open tray")));
+  EXPECT_THAT(
+      MakeExecProgrammer("true", "", 5),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no programmer work directory")));
 }
 
 TEST_F(ProgrammerTest, ExecProgrammerRunsInParallel) {
@@ -439,8 +454,8 @@ case "$CLADE_DATA_DIR" in */"$CLADE_UID".*) ;; *) exit 9 ;; esac
 test "$(basename "$(pwd)")" = "$(basename "$CLADE_DATA_DIR")"
 )sh"));
   std::vector<hsm::ProvisioningData> data;
-  for (const std::string& uid : p->Uids()) {
-    auto d = ProvisionFor(*p, uid, "J-DEV");
+  for (const std::string& uid : chips_->Uids()) {
+    auto d = ProvisionFor(uid, "J-DEV");
     ASSERT_OK(d);
     data.push_back(*std::move(d));
   }
@@ -449,12 +464,13 @@ test "$(basename "$(pwd)")" = "$(basename "$CLADE_DATA_DIR")"
   auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < data.size(); ++i) {
     threads.emplace_back([&, i] {
-      results[i] = p->Program(p->Uids()[i], ProgramInput::From(data[i]), ContextOf(data[i], "J"));
+      results[i] =
+          p->Program(chips_->Uids()[i], ProgramInput::From(data[i]), ContextOf(data[i], "J"));
     });
   }
   for (auto& t : threads) t.join();
   auto took = std::chrono::steady_clock::now() - start;
-  for (size_t i = 0; i < results.size(); ++i) EXPECT_OK(results[i]) << p->Uids()[i];
+  for (size_t i = 0; i < results.size(); ++i) EXPECT_OK(results[i]) << chips_->Uids()[i];
   EXPECT_THAT(WorkDirs(), IsEmpty());
   EXPECT_LT(took, std::chrono::milliseconds(8 * 300));  // overlapped, not one after another
 }
@@ -463,8 +479,8 @@ TEST_F(ProgrammerTest, VirtualProgrammerProgramsInParallel) {
   auto p = MakeVirtualProgrammer(tray_dir_);
   ASSERT_OK(p);
   std::vector<hsm::ProvisioningData> data;
-  for (size_t i = 0; i < (*p)->Uids().size(); ++i) {
-    auto d = ProvisionFor(**p, (*p)->Uids()[i], i % 2 ? "J-HSM" : "J-DEV");
+  for (size_t i = 0; i < chips_->Uids().size(); ++i) {
+    auto d = ProvisionFor(chips_->Uids()[i], i % 2 ? "J-HSM" : "J-DEV");
     ASSERT_OK(d);
     data.push_back(*std::move(d));
   }
@@ -473,11 +489,11 @@ TEST_F(ProgrammerTest, VirtualProgrammerProgramsInParallel) {
   for (size_t i = 0; i < data.size(); ++i) {
     threads.emplace_back([&, i] {
       results[i] =
-          (*p)->Program((*p)->Uids()[i], ProgramInput::From(data[i]), ContextOf(data[i], "J"));
+          (*p)->Program(chips_->Uids()[i], ProgramInput::From(data[i]), ContextOf(data[i], "J"));
     });
   }
   for (auto& t : threads) t.join();
-  for (size_t i = 0; i < results.size(); ++i) EXPECT_OK(results[i]) << (*p)->Uids()[i];
+  for (size_t i = 0; i < results.size(); ++i) EXPECT_OK(results[i]) << chips_->Uids()[i];
   auto tray = Tray::Open(tray_dir_);
   ASSERT_OK(tray);
   for (const auto& r : tray->Verify(Options())) EXPECT_THAT(r.failures, IsEmpty()) << r.uid;

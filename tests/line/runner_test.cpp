@@ -17,7 +17,7 @@
 #include "hsm/world.h"
 #include "line/device_db.h"
 #include "line/reconcile.h"
-#include "line/virtual_chip.h"
+#include "line/sim/virtual_chip.h"
 #include "oem/oem.h"
 #include "rpc/server.h"
 

@@ -3,7 +3,7 @@
 // certificate), the chips are programmed and locked; then every refusal of programming and every
 // failure `verify` must catch: unlocked chip, certificate of another OEM, key mismatch, firmware
 // or config altered.
-#include "line/virtual_chip.h"
+#include "line/sim/virtual_chip.h"
 
 #include <map>
 #include <memory>
@@ -194,18 +194,11 @@ TEST_F(LineTest, ProgramsFromProvisionOutputFiles) {
   auto data = ProvisionFor("CHIP-000002", /*hsm_mode=*/true);
   ASSERT_OK(data);
   std::string out = dir_.File("out");
-  ASSERT_OK(MakeDirs(out));
-  auto cert = data->DeviceCertificate();
-  ASSERT_OK(cert);
-  ASSERT_OK(WriteFileAtomic(out + "/device.crt", cert->Pem()));
-  ASSERT_OK(WriteFileAtomic(out + "/chain.pem", crypto::Certificate::ChainToPem(data->chain)));
-  ASSERT_OK(WriteFileAtomic(out + "/device-key.cms", data->key_envelope));
-  ASSERT_OK(WriteFileAtomic(out + "/firmware.bin", data->firmware.data(), data->firmware.size()));
-  ASSERT_OK(WriteFileAtomic(out + "/config.bin", data->config.data(), data->config.size()));
-  auto in = ProgramInput::FromDirectory(out);
+  ASSERT_OK(ProvisioningBundle::From(*data).Write(out, BundleWrite::kDurable));
+  auto in = ProvisioningBundle::Read(out);
   ASSERT_OK(in);
   VirtualChip chip = Chip("CHIP-000002");
-  ASSERT_OK(chip.Program(*in));
+  ASSERT_OK(chip.Program(in->input));
   EXPECT_THAT(chip.Verify(Options(hsm_pkg_)), IsEmpty());
 }
 

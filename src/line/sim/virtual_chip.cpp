@@ -1,4 +1,4 @@
-#include "line/virtual_chip.h"
+#include "line/sim/virtual_chip.h"
 
 #include <algorithm>
 #include <atomic>
@@ -13,24 +13,13 @@
 #include "base/files.h"
 #include "crypto/cms.h"
 #include "crypto/digest.h"
+#include "line/chip_source.h"
 
 namespace clade::line {
 namespace {
 
 constexpr size_t kMaxChipJson = 64 * 1024;
 constexpr size_t kMaxFlashImage = hsm::kMaxJobPackage;
-constexpr char kUidChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
-
-absl::Status CheckUid(const std::string& uid) {
-  if (uid.empty() || uid.size() > 128 || uid.find_first_not_of(kUidChars) != std::string::npos ||
-      uid[0] == '.') {
-    return absl::InvalidArgumentError("bad chip uid '" + uid +
-                                      "': letters, digits, '.', '_', '-', 1..128, not "
-                                      "starting with '.'");
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<crypto::PrivateKey> ReadKey(const std::string& path) {
   ASSIGN_OR_RETURN(Bytes pem, ReadFileBytes(path, crypto::kMaxKeyEncoding));
   return crypto::PrivateKey::FromPem(crypto::SecretBytes::Adopt(pem));
@@ -48,42 +37,9 @@ absl::Status WriteKey(const std::string& path, const crypto::SecretBytes& pem) {
   return WriteFileAtomic(path, b.data(), b.size(), 0600);
 }
 
-// Reads an optional file: empty when absent.
-absl::StatusOr<Bytes> ReadOptional(const std::string& path, size_t limit) {
-  if (!PathExists(path)) return Bytes{};
-  return ReadFileBytes(path, limit);
-}
-
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
 }  // namespace
-
-ProgramInput ProgramInput::From(const hsm::ProvisioningData& data) {
-  ProgramInput in;
-  in.device_cert_der = data.device_cert_der;
-  in.chain = data.chain;
-  in.key_envelope = data.key_envelope;
-  auto plain = data.plain_key.RevealSecret();
-  in.plain_key = crypto::SecretBytes(plain.data(), plain.size());
-  in.firmware.assign(data.firmware.begin(), data.firmware.end());
-  in.config.assign(data.config.begin(), data.config.end());
-  return in;
-}
-
-absl::StatusOr<ProgramInput> ProgramInput::FromDirectory(const std::string& d) {
-  ProgramInput in;
-  ASSIGN_OR_RETURN(std::string cert_pem, ReadFileString(d + "/device.crt", crypto::kMaxChainPem));
-  ASSIGN_OR_RETURN(crypto::Certificate cert, crypto::Certificate::FromPem(cert_pem));
-  in.device_cert_der = cert.Der();
-  ASSIGN_OR_RETURN(std::string chain_pem, ReadFileString(d + "/chain.pem", crypto::kMaxChainPem));
-  ASSIGN_OR_RETURN(in.chain, crypto::Certificate::ChainFromPem(chain_pem));
-  ASSIGN_OR_RETURN(in.key_envelope, ReadOptional(d + "/device-key.cms", crypto::kMaxCmsSize));
-  ASSIGN_OR_RETURN(Bytes plain, ReadOptional(d + "/device-key.pem", crypto::kMaxKeyEncoding));
-  in.plain_key = crypto::SecretBytes::Adopt(plain);
-  ASSIGN_OR_RETURN(in.firmware, ReadOptional(d + "/firmware.bin", kMaxFlashImage));
-  ASSIGN_OR_RETURN(in.config, ReadOptional(d + "/config.bin", kMaxFlashImage));
-  return in;
-}
 
 absl::StatusOr<JobDigests> JobDigestsFromPackage(std::span<const uint8_t> package,
                                                  const crypto::Certificate& oem_root) {
@@ -92,7 +48,7 @@ absl::StatusOr<JobDigests> JobDigestsFromPackage(std::span<const uint8_t> packag
 
 absl::StatusOr<VirtualChip> VirtualChip::Manufacture(const std::string& dir, const std::string& uid,
                                                      int64_t now) {
-  RETURN_IF_ERROR(CheckUid(uid));
+  RETURN_IF_ERROR(CheckChipUid(uid));
   if (now == 0) now = NowUnix();
   if (PathExists(dir)) {
     return absl::AlreadyExistsError("refusing to overwrite chip directory " + dir);
@@ -130,7 +86,7 @@ absl::StatusOr<VirtualChip> VirtualChip::Open(const std::string& dir) {
     programmed_at = j["programmed_at"].get<int64_t>();
   }
   std::string uid = j["uid"].get<std::string>();
-  RETURN_IF_ERROR(CheckUid(uid));
+  RETURN_IF_ERROR(CheckChipUid(uid));
   return VirtualChip(dir, uid, j["manufactured_at"].get<int64_t>(), j["locked"].get<bool>(),
                      programmed_at);
 }
@@ -352,7 +308,7 @@ absl::StatusOr<Tray> Tray::Open(const std::string& dir) {
 }
 
 absl::StatusOr<VirtualChip> Tray::Chip(const std::string& uid) const {
-  RETURN_IF_ERROR(CheckUid(uid));
+  RETURN_IF_ERROR(CheckChipUid(uid));
   if (!PathExists(dir_ + "/" + uid + "/chip.json")) {
     return absl::NotFoundError("no chip " + uid + " in tray " + dir_);
   }

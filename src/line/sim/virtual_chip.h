@@ -21,23 +21,9 @@
 #include "crypto/secret.h"
 #include "crypto/x509.h"
 #include "hsm/job.h"
+#include "line/bundle.h"
 
 namespace clade::line {
-
-// What a programmer writes to one chip: the files `clade provision` writes, or ProvisioningData.
-struct ProgramInput {
-  std::vector<uint8_t> device_cert_der;
-  std::vector<crypto::Certificate> chain;  // device-issuing CA, OEM root
-  std::vector<uint8_t> key_envelope;       // hsm mode: CMS to the chip's transport certificate
-  crypto::SecretBytes plain_key;           // hsm mode, plain keys allowed: PKCS#8 PEM
-  std::vector<uint8_t> firmware;
-  std::vector<uint8_t> config;
-
-  static ProgramInput From(const hsm::ProvisioningData& data);
-  // Reads OUT as written by `clade provision` (device.crt, chain.pem, and when present
-  // device-key.cms, device-key.pem, firmware.bin, config.bin).
-  static absl::StatusOr<ProgramInput> FromDirectory(const std::string& out_dir);
-};
 
 // The digests a programmed chip must carry: those of a job package (empty = the job has none).
 using JobDigests = hsm::JobImageDigests;
