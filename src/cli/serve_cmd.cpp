@@ -136,7 +136,9 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
       if (a->call == "status") {
         ASSIGN_OR_RETURN(auto s, client->Status());
         std::cout << "serial: " << s.serial() << "\nstate: " << s.state() << "\n";
-        for (const auto& g : s.groups()) std::cout << "group: " << g << "\n";
+        for (const auto& m : s.memberships()) {
+          std::cout << "group: " << m.group_id() << " " << m.member_id() << "\n";
+        }
       } else if (a->call == "announce") {
         v1::AnnounceRequest req;
         req.set_group(a->group);
@@ -233,18 +235,21 @@ void AddIssueClient(CLI::App& group, Dispatch& dispatch) {
       "otherwise; re-issue before it expires.");
   cmd->add_option("--state", a->state, "HSM state directory (any member of the group)")->required();
   cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
+  std::vector<std::string> roles;
+  for (hsm::ClientRole r : hsm::kClientRoles) roles.emplace_back(hsm::RoleName(r));
   cmd->add_option("--role", a->role, "line (provision, import jobs, status) or operator (all)")
       ->required()
-      ->check(CLI::IsMember({"line", "operator"}));
+      ->check(CLI::IsMember(roles));
   cmd->add_option("--out", a->out, "Output directory (created if missing)")->required();
   cmd->add_option("--days", a->days, "Validity in days (default 30, capped by the group CA)")
       ->check(CLI::Range(1, 36500));
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
+      ASSIGN_OR_RETURN(hsm::ClientRole role, hsm::ParseRole(a->role));
       ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
       ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
       ASSIGN_OR_RETURN(hsm::IssuedClient c,
-                       hsm::IssueClientCert(*h, gid, a->role, a->days * 24 * 3600));
+                       hsm::IssueClientCert(*h, gid, role, a->days * 24 * 3600));
       RETURN_IF_ERROR(MakeDirs(a->out, 0700));
       RETURN_IF_ERROR(crypto::WritePrivateKeyFile(a->out + "/client.key", c.key));
       RETURN_IF_ERROR(

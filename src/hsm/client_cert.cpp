@@ -11,8 +11,25 @@ namespace clade::hsm {
 std::string ClientRoleExtensionOid() { return std::string(kCladeArc) + ".2.2"; }
 std::string ClientIssuerExtensionOid() { return std::string(kCladeArc) + ".2.3"; }
 
+std::string_view RoleName(ClientRole role) {
+  switch (role) {
+    case ClientRole::kLine:
+      return "line";
+    case ClientRole::kOperator:
+      return "operator";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<ClientRole> ParseRole(std::string_view name) {
+  for (ClientRole r : kClientRoles) {
+    if (RoleName(r) == name) return r;
+  }
+  return absl::InvalidArgumentError("role '" + std::string(name) +
+                                    "' is not one of: line, operator");
+}
+
 namespace {
-bool KnownRole(const std::string& role) { return role == kRoleLine || role == kRoleOperator; }
 
 absl::StatusOr<GroupSummary> FindOwnSummary(Hsm& hsm, const std::string& group_id) {
   ASSIGN_OR_RETURN(auto groups, ListGroups(hsm));
@@ -23,12 +40,8 @@ absl::StatusOr<GroupSummary> FindOwnSummary(Hsm& hsm, const std::string& group_i
 }
 }  // namespace
 
-absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_id,
-                                             const std::string& role, int64_t valid_for,
-                                             int64_t now) {
-  if (!KnownRole(role)) {
-    return absl::InvalidArgumentError("role '" + role + "' is not one of: line, operator");
-  }
+absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_id, ClientRole role,
+                                             int64_t valid_for, int64_t now) {
   if (valid_for <= 0) return absl::InvalidArgumentError("validity must be positive");
   if (now == 0) now = NowUnix();
   ASSIGN_OR_RETURN(GroupExport g, ExportGroup(hsm, group_id));
@@ -44,13 +57,14 @@ absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_
   RETURN_IF_ERROR(CheckSelfNotRevoked(hsm, group_id, "issues no client certificates", now));
   ASSIGN_OR_RETURN(auto key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
   crypto::CertProfile p;
-  p.subject = {{"CN", "Clade " + role + " client"}, {"O", group_id}, {"OU", role}};
+  const std::string name(RoleName(role));
+  p.subject = {{"CN", "Clade " + name + " client"}, {"O", group_id}, {"OU", name}};
   p.not_before = now - 60;
   p.not_after = std::min<int64_t>(group.group_ca.NotAfter(), now + valid_for);
   p.key_usage = {"digitalSignature"};
   p.extended_key_usage = {"clientAuth"};
   p.policies = {KindOid(CertKind::kClient)};
-  p.extra_extensions.push_back({ClientRoleExtensionOid(), false, crypto::DerUtf8String(role)});
+  p.extra_extensions.push_back({ClientRoleExtensionOid(), false, crypto::DerUtf8String(name)});
   p.extra_extensions.push_back(
       {ClientIssuerExtensionOid(), false, crypto::DerUtf8String(self.member_id)});
   ASSIGN_OR_RETURN(auto cert, crypto::IssueCertificate(p, key.Public(), &group.group_ca, *ca_key));
@@ -67,10 +81,11 @@ absl::StatusOr<VerifiedClient> VerifyClientCert(Hsm& hsm, const crypto::Certific
   if (!ext) {
     return absl::PermissionDeniedError("client certificate '" + leaf.Subject() + "' names no role");
   }
-  ASSIGN_OR_RETURN(std::string role, crypto::ParseDerUtf8String(*ext));
-  if (!KnownRole(role)) {
+  ASSIGN_OR_RETURN(std::string role_name, crypto::ParseDerUtf8String(*ext));
+  auto role = ParseRole(role_name);
+  if (!role.ok()) {
     return absl::PermissionDeniedError("client certificate '" + leaf.Subject() +
-                                       "' names an unknown role '" + role + "'");
+                                       "' names an unknown role '" + role_name + "'");
   }
   ASSIGN_OR_RETURN(auto groups, ListGroups(hsm));
   std::string last_reason;
@@ -82,7 +97,7 @@ absl::StatusOr<VerifiedClient> VerifyClientCert(Hsm& hsm, const crypto::Certific
     auto st = internal::VerifyIssuedByGroup(leaf, CertKind::kClient, *group, g.supplier_root, now);
     if (st.ok()) {
       RETURN_IF_ERROR(CheckClientNotRevoked(hsm, s.group_id, leaf, now));
-      return VerifiedClient{s.group_id, role, leaf.Subject()};
+      return VerifiedClient{s.group_id, *role, leaf.Subject()};
     }
     last_reason = ": " + std::string(st.message());
   }

@@ -4,8 +4,10 @@
 // checks it against the group CA it holds.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -15,8 +17,18 @@
 
 namespace clade::hsm {
 
-inline constexpr char kRoleLine[] = "line";
-inline constexpr char kRoleOperator[] = "operator";
+// What a client may do at a member (proto/clade/v1/hsm_service.proto names the calls per role).
+enum class ClientRole {
+  kLine,      // a line server: status, jobs, provisioning
+  kOperator,  // the group's operator: every call a client may make
+};
+inline constexpr std::array<ClientRole, 2> kClientRoles = {ClientRole::kLine,
+                                                           ClientRole::kOperator};
+// The role's text in the certificate's role extension and on the command line: "line",
+// "operator".
+std::string_view RoleName(ClientRole role);
+// The role named by `name`; InvalidArgument naming the known roles otherwise.
+absl::StatusOr<ClientRole> ParseRole(std::string_view name);
 
 // The role extension OID: kCladeArc + ".2.2".
 std::string ClientRoleExtensionOid();
@@ -30,17 +42,16 @@ struct IssuedClient {
   std::vector<crypto::Certificate> chain;  // client cert, group CA, founder identity, issuing
   crypto::Certificate supplier_root;
 };
-// Issues a client certificate for `role` (line|operator) with the group CA of `group_id`, naming
+// Issues a client certificate for `role` with the group CA of `group_id`, naming
 // this member as its issuer; valid until the group CA expires or `valid_for` seconds, whichever
 // is first.
-absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_id,
-                                             const std::string& role,
+absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_id, ClientRole role,
                                              int64_t valid_for = kDefaultClientValidity,
                                              int64_t now = 0);
 
 struct VerifiedClient {
   std::string group_id;
-  std::string role;
+  ClientRole role;
   std::string subject;
 };
 // Checks a client certificate: kind client, issued directly by the group CA of a group this HSM

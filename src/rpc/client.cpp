@@ -131,17 +131,38 @@ class StatementKeeper {
 
 }  // namespace
 
+using Stub = v1::HsmService::Stub;
+
 struct HsmClient::Impl {
   std::string target;
   // Shared with the streams opened by this client: the stub holds the channel.
-  std::shared_ptr<v1::HsmService::Stub> stub;
+  std::shared_ptr<Stub> stub;
   std::shared_ptr<StatementKeeper> statements;
+
+  // One unary call: its deadline, the group statement out and the newest back, and a failure
+  // named by the call and the target. `ctx`, if given, is the call's context, for the caller to
+  // read afterwards (e.g. the server's certificate).
+  template <typename Req, typename Resp>
+  absl::StatusOr<Resp> Call(const char* name,
+                            grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Req&, Resp*),
+                            const Req& req, int timeout_seconds = kCallTimeoutSeconds,
+                            grpc::ClientContext* ctx = nullptr) {
+    grpc::ClientContext own;
+    if (ctx == nullptr) ctx = &own;
+    SetDeadline(*ctx, timeout_seconds);
+    statements->Prepare(*ctx);
+    Resp resp;
+    grpc::Status s = (stub.get()->*rpc)(ctx, req, &resp);
+    statements->Absorb(*ctx);
+    if (!s.ok()) return FromGrpc(s, std::string(name) + " on " + target);
+    return resp;
+  }
 };
 
 // Members are destroyed in reverse order: the call before its context, the stub (the channel)
 // last.
 struct ProvisionStream::Impl {
-  std::shared_ptr<v1::HsmService::Stub> stub;
+  std::shared_ptr<Stub> stub;
   std::shared_ptr<StatementKeeper> statements;
   std::string target;
   grpc::ClientContext ctx;
@@ -230,66 +251,35 @@ absl::StatusOr<std::unique_ptr<HsmClient>> HsmClient::Connect(const std::string&
   if (!channel) return absl::InternalError("cannot create a channel to " + target);
   auto impl = std::make_unique<Impl>();
   impl->target = target;
-  impl->stub = std::shared_ptr<v1::HsmService::Stub>(v1::HsmService::NewStub(channel));
+  impl->stub = std::shared_ptr<Stub>(v1::HsmService::NewStub(channel));
   impl->statements = StatementKeeper::Make(creds);
   return std::unique_ptr<HsmClient>(new HsmClient(std::move(impl)));
 }
 
 absl::StatusOr<v1::AnnounceResponse> HsmClient::Announce(const v1::AnnounceRequest& req) {
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
-  impl_->statements->Prepare(ctx);
-  v1::AnnounceResponse resp;
-  auto s = impl_->stub->Announce(&ctx, req, &resp);
-  impl_->statements->Absorb(ctx);
-  if (!s.ok()) return FromGrpc(s, "Announce on " + impl_->target);
-  return resp;
+  return impl_->Call("Announce", &Stub::Announce, req);
 }
 
 absl::StatusOr<v1::AdmitResponse> HsmClient::Admit(const v1::AdmitRequest& req) {
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
-  impl_->statements->Prepare(ctx);
-  v1::AdmitResponse resp;
-  auto s = impl_->stub->Admit(&ctx, req, &resp);
-  impl_->statements->Absorb(ctx);
-  if (!s.ok()) return FromGrpc(s, "Admit on " + impl_->target);
-  return resp;
+  return impl_->Call("Admit", &Stub::Admit, req);
 }
 
 absl::StatusOr<v1::ImportJobResponse> HsmClient::ImportJob(const v1::ImportJobRequest& req) {
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
-  impl_->statements->Prepare(ctx);
-  v1::ImportJobResponse resp;
-  auto s = impl_->stub->ImportJob(&ctx, req, &resp);
-  impl_->statements->Absorb(ctx);
-  if (!s.ok()) return FromGrpc(s, "ImportJob on " + impl_->target);
-  return resp;
+  return impl_->Call("ImportJob", &Stub::ImportJob, req);
 }
 
 absl::StatusOr<v1::GetJobResponse> HsmClient::GetJob(const std::string& job_id) {
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
-  impl_->statements->Prepare(ctx);
   v1::GetJobRequest req;
   req.set_job_id(job_id);
-  v1::GetJobResponse resp;
-  auto s = impl_->stub->GetJob(&ctx, req, &resp);
-  impl_->statements->Absorb(ctx);
-  if (!s.ok()) return FromGrpc(s, "GetJob on " + impl_->target);
-  return resp;
+  return impl_->Call("GetJob", &Stub::GetJob, req);
 }
 
 absl::StatusOr<v1::StatusResponse> HsmClient::Status(int timeout_seconds,
                                                      std::string* server_cert_pem) {
   grpc::ClientContext ctx;
-  SetDeadline(ctx, timeout_seconds);
-  impl_->statements->Prepare(ctx);
-  v1::StatusResponse resp;
-  auto s = impl_->stub->Status(&ctx, v1::StatusRequest(), &resp);
-  impl_->statements->Absorb(ctx);
-  if (!s.ok()) return FromGrpc(s, "Status on " + impl_->target);
+  ASSIGN_OR_RETURN(
+      v1::StatusResponse resp,
+      impl_->Call("Status", &Stub::Status, v1::StatusRequest(), timeout_seconds, &ctx));
   if (server_cert_pem) {
     auto auth = ctx.auth_context();
     std::vector<grpc::string_ref> pem;
@@ -304,36 +294,21 @@ absl::StatusOr<v1::StatusResponse> HsmClient::Status(int timeout_seconds,
 }
 
 absl::StatusOr<v1::PushStatementResponse> HsmClient::PushStatement(const std::string& statement) {
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
-  impl_->statements->Prepare(ctx);
   v1::PushStatementRequest req;
   req.set_statement(statement);
-  v1::PushStatementResponse resp;
-  auto s = impl_->stub->PushStatement(&ctx, req, &resp);
-  impl_->statements->Absorb(ctx);
-  if (!s.ok()) return FromGrpc(s, "PushStatement on " + impl_->target);
-  return resp;
+  return impl_->Call("PushStatement", &Stub::PushStatement, req);
 }
 
 absl::StatusOr<v1::ExportAuditResponse> HsmClient::ExportAudit() {
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
-  impl_->statements->Prepare(ctx);
-  v1::ExportAuditResponse resp;
-  auto s = impl_->stub->ExportAudit(&ctx, v1::ExportAuditRequest(), &resp);
-  impl_->statements->Absorb(ctx);
-  if (!s.ok()) return FromGrpc(s, "ExportAudit on " + impl_->target);
-  return resp;
+  return impl_->Call("ExportAudit", &Stub::ExportAudit, v1::ExportAuditRequest());
 }
 
 namespace {
 
 // Starts a Provision call; `deadline` unset = none (the caller cancels).
 std::unique_ptr<ProvisionStream::Impl> StartProvision(
-    const std::shared_ptr<v1::HsmService::Stub>& stub,
-    const std::shared_ptr<StatementKeeper>& statements, const std::string& target,
-    std::optional<std::chrono::system_clock::time_point> deadline) {
+    const std::shared_ptr<Stub>& stub, const std::shared_ptr<StatementKeeper>& statements,
+    const std::string& target, std::optional<std::chrono::system_clock::time_point> deadline) {
   auto impl = std::make_unique<ProvisionStream::Impl>();
   impl->stub = stub;
   impl->statements = statements;

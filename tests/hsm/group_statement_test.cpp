@@ -228,9 +228,9 @@ TEST_F(StatementTest, AcceptRefusesTruncatedStatement) {
 }
 
 TEST_F(StatementTest, RevokedMembersClientsAreRefusedByVerifyClientCert) {
-  auto line_of_b = IssueClientCert(*b_, g_, kRoleLine);
+  auto line_of_b = IssueClientCert(*b_, g_, ClientRole::kLine);
   ASSERT_OK(line_of_b);
-  auto line_of_a = IssueClientCert(*a_, g_, kRoleLine);
+  auto line_of_a = IssueClientCert(*a_, g_, ClientRole::kLine);
   ASSERT_OK(line_of_a);
   ASSERT_OK(VerifyClientCert(*c_, line_of_b->chain[0]));
   ASSERT_OK(AcceptStatement(*c_, Revoke(*a_, "1.1")));
@@ -253,7 +253,7 @@ TEST_F(StatementTest, RevokedMembersClientsAreRefusedByVerifyClientCert) {
 }
 
 TEST_F(StatementTest, ClientCertificatesNameTheirIssuerAndLastThirtyDays) {
-  auto c = IssueClientCert(*b_, g_, kRoleOperator);
+  auto c = IssueClientCert(*b_, g_, ClientRole::kOperator);
   ASSERT_OK(c);
   auto ext = c->chain[0].Extension(ClientIssuerExtensionOid());
   ASSERT_TRUE(ext.has_value());
@@ -311,7 +311,7 @@ TEST_F(StatementTest, RevokedMemberIssuesNoStatements) {
 }
 
 TEST_F(StatementTest, RevokedMemberThatKnowsItServesAndIssuesNoClients) {
-  auto line_of_a = IssueClientCert(*a_, g_, kRoleLine);
+  auto line_of_a = IssueClientCert(*a_, g_, ClientRole::kLine);
   ASSERT_OK(line_of_a);
   ASSERT_OK(VerifyClientCert(*b_, line_of_a->chain[0]));
   ASSERT_OK(AcceptStatement(*b_, Revoke(*a_, "1.1")));
@@ -320,7 +320,7 @@ TEST_F(StatementTest, RevokedMemberThatKnowsItServesAndIssuesNoClients) {
   EXPECT_THAT(VerifyClientCert(*b_, line_of_a->chain[0]),
               StatusIs(kDenied, HasSubstr("a revoked member serves no clients of the group")));
   auto before = Take(*b_);
-  EXPECT_THAT(IssueClientCert(*b_, g_, kRoleOperator),
+  EXPECT_THAT(IssueClientCert(*b_, g_, ClientRole::kOperator),
               StatusIs(kDenied, HasSubstr("a revoked member issues no client certificates")));
   EXPECT_EQ(Take(*b_), before);
 }

@@ -62,7 +62,7 @@ class AnswerCheckTest : public World {
     oem_root_.emplace(o->root());
     other_oem_root_.emplace(o2->root());
 
-    auto client = IssueClientCert(a, gid_, kRoleLine);
+    auto client = IssueClientCert(a, gid_, ClientRole::kLine);
     ASSERT_OK(client);
     auto group = line::LineGroupOfClient(crypto::Certificate::ChainToPem(client->chain),
                                          client->supplier_root.Pem());

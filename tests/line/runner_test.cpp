@@ -59,7 +59,7 @@ class LineRunTest : public World {
     ASSERT_OK(pkg);
     ASSERT_OK(ImportJob(a, pkg->package));
     package_ = pkg->package;
-    auto client = IssueClientCert(a, gid_, kRoleLine);
+    auto client = IssueClientCert(a, gid_, ClientRole::kLine);
     ASSERT_OK(client);
     creds_ = {crypto::Certificate::ChainToPem(client->chain), client->key.ToPkcs8Pem(),
               client->supplier_root.Pem()};

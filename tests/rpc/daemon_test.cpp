@@ -46,13 +46,14 @@ TEST_F(ClientCertTest, IssuedCertVerifiesWithItsRoleOnEveryMember) {
   Hsm& b = Make("SN-B");
   std::string gid = Found(a, "Acme");
   Enroll(a, b, gid);
-  auto line = IssueClientCert(a, gid, kRoleLine);
+  auto line = IssueClientCert(a, gid, ClientRole::kLine);
   ASSERT_OK(line);
   ASSERT_EQ(line->chain.size(), 4u);
   for (Hsm* h : {&a, &b}) {
     auto v = VerifyClientCert(*h, line->chain[0]);
     ASSERT_OK(v);
-    EXPECT_EQ(v->role, "line");
+    EXPECT_EQ(v->role, ClientRole::kLine);
+    EXPECT_EQ(RoleName(v->role), "line");
     EXPECT_EQ(v->group_id, gid);
   }
 }
@@ -62,12 +63,13 @@ TEST_F(ClientCertTest, RefusesAnotherGroupAnUnknownRoleAndOtherKinds) {
   Hsm& c = Make("SN-C");
   std::string gid = Found(a, "Acme");
   Found(c, "Other");
-  auto op = IssueClientCert(a, gid, kRoleOperator);
+  auto op = IssueClientCert(a, gid, ClientRole::kOperator);
   ASSERT_OK(op);
   EXPECT_THAT(VerifyClientCert(c, op->chain[0]),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("is not issued by the CA of any group of this HSM")));
-  EXPECT_THAT(IssueClientCert(a, gid, "admin"),
+  // A role is issued only as a ClientRole; its text is read only through ParseRole.
+  EXPECT_THAT(ParseRole("admin"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("role 'admin'")));
   // An HSM identity certificate is not a client certificate.
   EXPECT_FALSE(VerifyClientCert(a, a.identity().identity).ok());
@@ -133,8 +135,8 @@ TEST_F(DaemonTest, EveryCallChecksTheCallersCertificateAndRole) {
   Hsm& fake = Make("CF-1", /*counterfeit=*/true);
   std::string gid = Found(a, "Acme");
   crypto::Certificate root = a.supplier_root();
-  auto line = IssueClientCert(a, gid, kRoleLine);
-  auto op = IssueClientCert(a, gid, kRoleOperator);
+  auto line = IssueClientCert(a, gid, ClientRole::kLine);
+  auto op = IssueClientCert(a, gid, ClientRole::kOperator);
   ASSERT_OK(line);
   ASSERT_OK(op);
   rpc::ClientCredentials peer = HsmCreds(b, root);
@@ -159,13 +161,14 @@ TEST_F(DaemonTest, EveryCallChecksTheCallersCertificateAndRole) {
   EXPECT_FALSE(exp->export_message().empty());
 
   // A line client sees its own group only.
-  ASSERT_EQ(status->groups_size(), 1);
-  EXPECT_EQ(status->groups(0), gid + " 1");
+  ASSERT_EQ(status->memberships_size(), 1);
+  EXPECT_EQ(status->memberships(0).group_id(), gid);
+  EXPECT_EQ(status->memberships(0).member_id(), "1");
   // A genuine peer HSM may ask for status, and learns no group; it may not announce (only the
   // group's operator invites). A counterfeit one is refused by the server itself.
   ASSERT_OK_AND_ASSIGN(v1::StatusResponse peer_status, Connect(peer)->Status());
   EXPECT_EQ(peer_status.serial(), "SN-A");
-  EXPECT_EQ(peer_status.groups_size(), 0);
+  EXPECT_EQ(peer_status.memberships_size(), 0);
   EXPECT_THAT(Connect(peer)->Announce(ann),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("role 'hsm' may not call Announce (allowed: operator)")));
@@ -188,7 +191,7 @@ TEST_F(DaemonTest, OnlineEnrollmentNeedsTheOperatorsInvitationForThatSerial) {
   Hsm& b = Make("SN-B");
   Hsm& c = Make("SN-C");
   crypto::Certificate root = a.supplier_root();
-  auto op = IssueClientCert(a, gid, kRoleOperator);
+  auto op = IssueClientCert(a, gid, ClientRole::kOperator);
   ASSERT_OK(op);
   Serve("SN-A");
   auto as_op = Connect(ClientCreds(*op));
@@ -245,7 +248,7 @@ TEST_F(DaemonTest, ClientOfOneGroupCannotActForAnother) {
   std::string acme = Found(a, "Acme");
   std::string other = Found(b, "Other");
   Enroll(b, a, other);  // SN-A is in both groups
-  auto op = IssueClientCert(a, acme, kRoleOperator);
+  auto op = IssueClientCert(a, acme, ClientRole::kOperator);
   ASSERT_OK(op);
   Serve("SN-A");
   auto as_op = Connect(ClientCreds(*op));
@@ -276,8 +279,8 @@ TEST_F(DaemonTest, GetJobReturnsThePackageAsImportedToClientsOfItsGroup) {
   Enroll(b, a, other);  // SN-A is in both groups
   std::string package = PackageFor(a, acme, "J-1");
   ASSERT_FALSE(package.empty());
-  auto line = IssueClientCert(a, acme, kRoleLine);
-  auto other_line = IssueClientCert(b, other, kRoleLine);
+  auto line = IssueClientCert(a, acme, ClientRole::kLine);
+  auto other_line = IssueClientCert(b, other, ClientRole::kLine);
   ASSERT_OK(line);
   ASSERT_OK(other_line);
   rpc::ClientCredentials peer = HsmCreds(b, a.supplier_root());
@@ -315,7 +318,7 @@ TEST_F(DaemonTest, ProvisionStreamAnswersInOrderWithACodePerDevice) {
   std::string acme = Found(a, "Acme");
   std::string package = PackageFor(a, acme, "J-1");
   ASSERT_OK(ImportJob(a, AsSpan(package)));
-  auto line = IssueClientCert(a, acme, kRoleLine);
+  auto line = IssueClientCert(a, acme, ClientRole::kLine);
   ASSERT_OK(line);
   Serve("SN-A");
   auto client = Connect(ClientCreds(*line));
@@ -363,7 +366,7 @@ TEST_F(DaemonTest, StatusShowsAClientTheMemberCertificateForTheKeyOfItsTlsCertif
   std::string gid = Found(a, "Acme");
   crypto::Certificate root = a.supplier_root();
   crypto::Certificate identity = a.IdentityChain()[0];
-  auto line = IssueClientCert(a, gid, kRoleLine);
+  auto line = IssueClientCert(a, gid, ClientRole::kLine);
   ASSERT_OK(line);
   auto ex = ExportGroup(a, gid);
   ASSERT_OK(ex);
@@ -388,7 +391,7 @@ TEST_F(DaemonTest, CancelFromAnotherThreadEndsAProvisionStream) {
   std::string acme = Found(a, "Acme");
   std::string package = PackageFor(a, acme, "J-1");
   ASSERT_OK(ImportJob(a, AsSpan(package)));
-  auto line = IssueClientCert(a, acme, kRoleLine);
+  auto line = IssueClientCert(a, acme, ClientRole::kLine);
   ASSERT_OK(line);
   Serve("SN-A");
   auto client = Connect(ClientCreds(*line));
@@ -416,7 +419,7 @@ TEST_F(DaemonTest, CancelFromAnotherThreadEndsAProvisionStream) {
 TEST_F(DaemonTest, StatusFindsAStoppedDaemonGoneAndItsRestartBack) {
   Hsm& a = Make("SN-A");
   std::string acme = Found(a, "Acme");
-  auto line = IssueClientCert(a, acme, kRoleLine);
+  auto line = IssueClientCert(a, acme, ClientRole::kLine);
   ASSERT_OK(line);
   Serve("SN-A");
   std::string address = daemon_->address();

@@ -24,8 +24,8 @@ TEST_F(ProvisionAuthTest, ALineOfAnotherGroupIsRefusedBeforeAProvisionerIsMade) 
   auto later_oem = oem::Oem::Init(dir_.File("oem-later"), "Later Devices");
   ASSERT_OK(later_oem);
   ASSERT_OK(TrustOem(a, acme, later_oem->root()));
-  ASSERT_OK_AND_ASSIGN(IssuedClient other_line, IssueClientCert(b, other, kRoleLine));
-  ASSERT_OK_AND_ASSIGN(IssuedClient acme_line, IssueClientCert(a, acme, kRoleLine));
+  ASSERT_OK_AND_ASSIGN(IssuedClient other_line, IssueClientCert(b, other, ClientRole::kLine));
+  ASSERT_OK_AND_ASSIGN(IssuedClient acme_line, IssueClientCert(a, acme, ClientRole::kLine));
   Serve("SN-A");
 
   ASSERT_OK_AND_ASSIGN(auto refused,

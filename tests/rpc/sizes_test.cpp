@@ -22,7 +22,7 @@ TEST_F(SizesTest, ExportsAnAuditOf50000EntriesOnline) {
   Hsm& a = Make("SN-A");
   std::string gid = Found(a, "Acme");
   std::string member = MemberIdIn(a, gid);
-  ASSERT_OK_AND_ASSIGN(IssuedClient op, IssueClientCert(a, gid, kRoleOperator));
+  ASSERT_OK_AND_ASSIGN(IssuedClient op, IssueClientCert(a, gid, ClientRole::kOperator));
   ASSERT_OK_AND_ASSIGN(GroupExport gx, ExportGroup(a, gid));
   ASSERT_OK_AND_ASSIGN(crypto::PrivateKey identity_key, a.IdentityKey());
   // One transaction: what 50,000 devices provisioned would leave in the log, in a second.
@@ -50,8 +50,8 @@ TEST_F(SizesTest, ExportsAnAuditOf50000EntriesOnline) {
 TEST_F(SizesTest, ImportsAndFetchesAJobWith5MiBOfFirmwareOnline) {
   Hsm& a = Make("SN-A");
   std::string gid = Found(a, "Acme");
-  ASSERT_OK_AND_ASSIGN(IssuedClient op, IssueClientCert(a, gid, kRoleOperator));
-  ASSERT_OK_AND_ASSIGN(IssuedClient line, IssueClientCert(a, gid, kRoleLine));
+  ASSERT_OK_AND_ASSIGN(IssuedClient op, IssueClientCert(a, gid, ClientRole::kOperator));
+  ASSERT_OK_AND_ASSIGN(IssuedClient line, IssueClientCert(a, gid, ClientRole::kLine));
   std::vector<uint8_t> firmware = crypto::RandomBytes(5 * 1024 * 1024);
   std::vector<uint8_t> package = PackageFor(a, gid, "J-BIG", firmware);
   ASSERT_THAT(package.size(), Gt(kGrpcDefaultLimit));

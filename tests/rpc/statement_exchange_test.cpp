@@ -29,11 +29,11 @@ class StatementExchangeTest : public World {
     g_ = Found(a, "Acme");
     ASSERT_EQ(Enroll(a, b, g_), "1.1");
     ASSERT_EQ(Enroll(a, c, g_), "1.2");
-    auto op = IssueClientCert(a, g_, kRoleOperator);
+    auto op = IssueClientCert(a, g_, ClientRole::kOperator);
     ASSERT_OK(op);
     op_ = rpc::ClientCredentials{crypto::Certificate::ChainToPem(op->chain), op->key.ToPkcs8Pem(),
                                  op->supplier_root.Pem(), dir_.File("op-statement.msg")};
-    auto line = IssueClientCert(b, g_, kRoleLine);
+    auto line = IssueClientCert(b, g_, ClientRole::kLine);
     ASSERT_OK(line);
     line_of_b_ = rpc::ClientCredentials{crypto::Certificate::ChainToPem(line->chain),
                                         line->key.ToPkcs8Pem(), line->supplier_root.Pem()};
