@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "crypto/cert_template.h"
 #include "crypto/key.h"
 #include "crypto/signature.h"
@@ -158,7 +159,7 @@ void BM_ProvisionDeviceKey(benchmark::State& state) {
   uint64_t n = 0;
   for (auto _ : state) {
     hsm::DeviceRequest req;
-    req.uid = "D" + std::to_string(n++);
+    req.uid = absl::StrCat("D", n++);
     req.device_key = dev.Public();
     auto data = f.provisioner->Provision(req);
     if (!data.ok()) state.SkipWithError(std::string(data.status().message()).c_str());
@@ -171,7 +172,7 @@ void BM_ProvisionHsmKeyPlain(benchmark::State& state) {
   uint64_t n = 0;
   for (auto _ : state) {
     hsm::DeviceRequest req;
-    req.uid = "D" + std::to_string(n++);
+    req.uid = absl::StrCat("D", n++);
     auto data = f.provisioner->Provision(req);
     if (!data.ok()) state.SkipWithError(std::string(data.status().message()).c_str());
   }

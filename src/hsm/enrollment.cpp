@@ -106,6 +106,7 @@ std::string NotForYou(const std::string& for_serial, const std::string& serial) 
 
 }  // namespace
 
+// Enrollment (patent FIG. 2), announce: the sponsor offers its group to a candidate.
 absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& group_id,
                                               const AnnounceOptions& options, int64_t now) {
   now = Now(now);
@@ -150,6 +151,7 @@ absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& g
   return sealed;
 }
 
+// Enrollment (patent FIG. 2), request: the candidate answers the announcement with its request.
 absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
                                                        std::span<const uint8_t> announcement,
                                                        int64_t now) {
@@ -230,6 +232,7 @@ absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
   return sealed;
 }
 
+// Enrollment (patent FIG. 2), admit: the sponsor admits the candidate under the next child id.
 absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, int64_t now,
                                 const crypto::Certificate* online_candidate) {
   now = Now(now);
@@ -343,6 +346,7 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
   return out;
 }
 
+// Enrollment (patent FIG. 2), join: the candidate joins with the sponsor's response.
 absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, int64_t now) {
   now = Now(now);
   const crypto::Certificate& root = candidate.supplier_root();

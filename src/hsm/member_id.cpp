@@ -32,6 +32,7 @@ absl::StatusOr<MemberId> MemberId::Parse(std::string_view text) {
   return MemberId(std::move(parts));
 }
 
+// "X.k", the k-th member X admits (patent FIG. 4).
 absl::StatusOr<MemberId> MemberId::Child(uint64_t k) const {
   if (k == 0) return absl::InvalidArgumentError("child numbers start at 1");
   if (k > 0xffffffffULL) {

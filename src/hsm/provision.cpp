@@ -121,6 +121,7 @@ absl::StatusOr<std::unique_ptr<Provisioner>> Provisioner::Create(Hsm& hsm,
   return std::unique_ptr<Provisioner>(new Provisioner(std::move(state)));
 }
 
+// One device's provisioning data (patent [0048]).
 absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req, int64_t now) {
   if (now == 0) now = NowUnix();
   const State& s = *s_;

@@ -376,8 +376,11 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& 
   }
   ASSIGN_OR_RETURN(SqliteDb db, OpenDb(db_path, /*create=*/false));
   ASSIGN_OR_RETURN(Meta meta, ReadMeta(db.get(), db_path));
-  ASSIGN_OR_RETURN(std::string version, MetaText(meta, "schema_version", db_path));
-  RETURN_IF_ERROR(CheckSchemaVersion(version, db_path));
+  // Read in place, not moved out: GCC 12 takes a string moved out of a StatusOr for uninitialized
+  // (a false -Wmaybe-uninitialized).
+  const absl::StatusOr<std::string> version = MetaText(meta, "schema_version", db_path);
+  if (!version.ok()) return version.status();
+  RETURN_IF_ERROR(CheckSchemaVersion(*version, db_path));
   ASSIGN_OR_RETURN(KekParams params, KekParamsFromMeta(meta, dir, db_path));
   auto kek = OpenKek(params);
   if (!kek.ok()) return Annotate(kek.status(), "cannot open the KEK of " + dir);

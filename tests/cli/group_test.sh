@@ -216,7 +216,9 @@ expect_fail 1 "does not answer a pending request" "$CLADE" group join --state "$
 
 # Expired announcement.
 expect_ok "$CLADE" group announce --state "$T/h2" --group fig4 --out "$M/short.ann" --valid-for 1s
-sleep 2
+# Made no later than `announced`, so it has expired once the clock is a full second past its end.
+announced=$(date +%s)
+wait_for 30 "the 1 s announcement to expire" clock_past $((announced + 1))
 expect_fail 1 "expired" "$CLADE" group request --state "$T/h9" --announcement "$M/short.ann" \
   --out "$M/x.req"
 expect_fail 1 "clade: error:" "$CLADE" group announce --state "$T/h2" --group fig4 \

@@ -1,11 +1,40 @@
 # Shared by tests/cli/*_test.sh: a temp dir that is removed on exit (KEEP=1 keeps it), assertions
-# that print what was expected and what happened, and daemons on loopback.
-set -euo pipefail
+# that print what was expected and what happened, waits on conditions, and daemons on loopback.
+# -E: the ERR trap below also fires inside functions and command substitutions.
+set -Eeuo pipefail
 : "${CLADE:?CLADE must point at the clade binary}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/clade-cli-XXXXXX")
 checks=0
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# A command that fails outside an assertion ends the test through `set -e`; this says which
+# command, with its exit code, file and line, and the chain of helpers it ran in. (Without it the
+# test would end without a word.)
+on_error() {
+  local rc=$1 cmd=$2 where i
+  where="$(basename "${BASH_SOURCE[1]}"):$3"
+  for ((i = 1; i < ${#FUNCNAME[@]} - 1; i++)); do
+    where+=" in ${FUNCNAME[i]}, called from $(basename "${BASH_SOURCE[i + 1]}"):${BASH_LINENO[i]}"
+  done
+  echo "FAIL: '$cmd' exited $rc at $where" >&2
+}
+trap 'on_error $? "$BASH_COMMAND" $LINENO' ERR
+
+# wait_for SECONDS WHAT CMD... — runs CMD until it succeeds; fails saying WHAT did not happen once
+# SECONDS have passed (a deadline for a loaded machine, not an expected time).
+wait_for() {
+  local limit=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "waited $limit s for $what"
+    sleep 0.05
+  done
+}
+
+# clock_past EPOCH — the wall clock (whole seconds) is past EPOCH.
+clock_past() { [ "$(date +%s)" -gt "$1" ]; }
 
 # expect_ok CMD... — runs CMD, which must exit 0; its stdout is left in $T/out.
 expect_ok() {

@@ -133,7 +133,7 @@ for i in $(seq 1 300); do uids+=(--uid "G-$i"); done
 "$CLADE" hsm call provision --connect "$A3" --client "$T/line" --job J-DEV \
   --public-key "$T/chip.pub" "${uids[@]}" >"$T/g.out" 2>"$T/g.err" &
 CP=$!
-for _ in $(seq 1 200); do grep -q "uid=G-" "$T/d3.log" && break; sleep 0.05; done
+wait_for 60 "daemon d3 to log the stream's first device" grep -q "uid=G-" "$T/d3.log"
 stop_daemon "$P3" d3
 wait "$CP" || { cat "$T/g.err" >&2; fail "provisioning in flight during the stop failed"; }
 [ "$(grep -c '^device G-[0-9]*: serial ' "$T/g.out")" -eq 300 ] || fail "not 300 devices"

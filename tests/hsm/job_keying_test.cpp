@@ -135,8 +135,9 @@ TEST_F(JobKeyingTest, AJobIsFoundOnlyInItsGroupAndAmbiguityIsNamed) {
 TEST_F(JobKeyingTest, AJobRowUnderAnotherGroupsKeyIsRefused) {
   ASSERT_OK(ImportJob(*h_, pkg_a_));
   ASSERT_OK(h_->state().Update([&](store::Transaction& tx) -> absl::Status {
-    ASSIGN_OR_RETURN(auto row, tx.Get(internal::kJobNs, internal::JobKey(a_, "J2")));
-    return tx.Put(internal::kJobNs, internal::JobKey(b_, "J2"), *row);
+    auto row = tx.Get(internal::kJobNs, internal::JobKey(a_, "J2"));
+    if (!row.ok()) return row.status();
+    return tx.Put(internal::kJobNs, internal::JobKey(b_, "J2"), **row);
   }));
   EXPECT_THAT(Provisioner::Create(*h_, b_, "J2"),
               StatusIs(absl::StatusCode::kDataLoss,

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "base/clock.h"
 #include "clade/v1/group.pb.h"
 #include "crypto/digest.h"
@@ -125,7 +126,7 @@ inline std::string StateDump(Hsm& h) {
             size_t n = static_cast<size_t>(sqlite3_column_bytes(st, i));
             value = crypto::Hex({static_cast<const uint8_t*>(blob), n});
           }
-          row += "|" + std::to_string(type) + ":" + value;
+          absl::StrAppend(&row, "|", type, ":", value);
         }
         rows.push_back(std::move(row));
       }

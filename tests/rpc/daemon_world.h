@@ -3,6 +3,8 @@
 // identity, and OEM job packages for a group.
 #pragma once
 
+#include <grpc/grpc.h>
+
 #include <memory>
 #include <sstream>
 #include <string>
@@ -16,6 +18,20 @@
 #include "rpc/server.h"
 
 namespace clade::hsm::testing {
+
+// gRPC cleans up its internals once the last channel or server is gone, possibly in a thread of
+// its own (grpc/grpc.h, grpc_shutdown). A test process could then exit with that cleanup still
+// running, and LeakSanitizer reports what gRPC's threads still held: OpenSSL memory
+// (CRYPTO_zalloc) after a test had passed (grpc/grpc issue 38539). So a test binary that talks
+// gRPC holds the library for its whole run and lets go last, after every test, waiting until the
+// cleanup is done.
+class GrpcHeldForTheRun : public ::testing::Environment {
+ public:
+  void SetUp() override { grpc_init(); }
+  void TearDown() override { grpc_shutdown_blocking(); }
+};
+inline ::testing::Environment* const kGrpcHeldForTheRun =
+    ::testing::AddGlobalTestEnvironment(new GrpcHeldForTheRun);
 
 inline rpc::ClientCredentials ClientCredsOf(const IssuedClient& c) {
   return {crypto::Certificate::ChainToPem(c.chain), c.key.ToPkcs8Pem(), c.supplier_root.Pem()};
