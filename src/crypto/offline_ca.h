@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/key.h"
 #include "crypto/x509.h"
@@ -45,9 +46,10 @@ struct OfflineCa {
 //   "D/root.crt already exists; refusing to overwrite a supplier".
 absl::StatusOr<OfflineCa> CreateOfflineCa(const std::string& dir, const OfflineCaSpec& spec,
                                           int64_t now);
-// Reads D/root.crt and D/issuing.crt and verifies the issuing CA under the root (as of `now`,
-// 0 = the system clock); a failure names D/issuing.crt.
-absl::StatusOr<OfflineCa> LoadOfflineCa(const std::string& dir, int64_t now = 0);
+// Reads D/root.crt and D/issuing.crt and verifies the issuing CA under the root as of
+// `clock.Now()`; a failure names D/issuing.crt: "D/issuing.crt: certificate '…' (depth 0) has
+// expired (not after …)".
+absl::StatusOr<OfflineCa> LoadOfflineCa(const std::string& dir, const Clock& clock = SystemClock());
 // Reads D/issuing.key and checks it matches the issuing certificate:
 //   "D/issuing.key does not match D/issuing.crt".
 absl::StatusOr<PrivateKey> LoadIssuingKey(const std::string& dir, const OfflineCa& ca);

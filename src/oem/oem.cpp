@@ -65,26 +65,15 @@ absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now
         "(--supplier-root), obtained apart from the group export");
   }
   const crypto::Certificate& pinned = *o.pinned_supplier_root;
-  const std::string& g = o.group_export_dir;
-  ASSIGN_OR_RETURN(auto chain, crypto::ReadChainFile(g + "/group-ca-chain.pem"));
-  ASSIGN_OR_RETURN(auto enc, crypto::ReadCertificateFile(g + "/group-enc.crt"));
-  ASSIGN_OR_RETURN(auto exported_root, crypto::ReadCertificateFile(g + "/supplier-root.crt"));
-  if (!(exported_root == pinned)) {
-    return absl::PermissionDeniedError(
-        "the group export's supplier root (" + g + "/supplier-root.crt, SHA-256 " +
-        exported_root.Fingerprint() + ") is not the supplier root you pinned (SHA-256 " +
-        pinned.Fingerprint() + ", --supplier-root)");
-  }
-  auto group_id = hsm::VerifyGroupEncryptionCert(chain, enc, pinned);
-  if (!group_id.ok()) {
-    return Annotate(group_id.status(), "the group in " + g + " is not genuine");
-  }
+  ASSIGN_OR_RETURN(auto group_export, hsm::GroupExportDir::Open(o.group_export_dir));
+  ASSIGN_OR_RETURN(auto group_id, group_export.VerifyGroupUnder(pinned));
+  ASSIGN_OR_RETURN(auto enc, group_export.ReadEncryptionCert());
   ASSIGN_OR_RETURN(hsm::DeviceProfile profile, hsm::ParseProfile(o.profile_json));
   RETURN_IF_ERROR(hsm::CheckProfileIssues(profile, o.job_id, now));
 
   v1::JobPackage pkg;
   pkg.set_job_id(o.job_id);
-  pkg.set_group_id(*group_id);
+  pkg.set_group_id(group_id);
   pkg.set_profile_json(o.profile_json);
   pkg.add_device_ca_chain(Str(issuing_.Der()));
   pkg.add_device_ca_chain(Str(root_.Der()));
@@ -113,7 +102,7 @@ absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now
   std::string payload = pkg.SerializeAsString();
   ASSIGN_OR_RETURN(auto sealed, wire::SealMessage(hsm::kJobPackageType, crypto::AsBytes(payload),
                                                   root_key, {root_}));
-  return PackageSummary{std::move(sealed), *group_id, pinned.Fingerprint()};
+  return PackageSummary{std::move(sealed), group_id, pinned.Fingerprint()};
 }
 
 }  // namespace clade::oem
