@@ -677,10 +677,11 @@ TEST(OfflineCa, LoadRefusesAnExpiredOrNotYetValidIssuingCaByTheGivenClock) {
   const int64_t now = NowUnix();
   ASSERT_TRUE(CreateOfflineCa(dir.File("ca"), TestCaSpec(), now).ok());
   FixedClock later(now + 25 * 86400);
-  EXPECT_THAT(LoadOfflineCa(dir.File("ca"), later),
-              StatusIs(absl::StatusCode::kPermissionDenied,
-                       HasSubstr(dir.File("ca") + "/issuing.crt: certificate 'CN=Test Issuing "
-                                                  "CA,O=Test' (depth 0) has expired")));
+  EXPECT_THAT(
+      LoadOfflineCa(dir.File("ca"), later),
+      StatusIs(absl::StatusCode::kPermissionDenied,
+               HasSubstr(dir.File("ca") + "/issuing.crt: certificate 'O=Test,CN=Test Issuing "
+                                          "CA' (depth 0) has expired")));
   FixedClock earlier(now - 86400);
   EXPECT_THAT(LoadOfflineCa(dir.File("ca"), earlier),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("is not yet valid")));
