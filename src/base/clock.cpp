@@ -9,7 +9,21 @@
 
 namespace clade {
 
-int64_t NowUnix() { return absl::ToUnixSeconds(absl::Now()); }
+namespace {
+
+class SystemUtcClock final : public Clock {
+ public:
+  int64_t Now() const override { return absl::ToUnixSeconds(absl::Now()); }
+};
+
+}  // namespace
+
+const Clock& SystemClock() {
+  static const SystemUtcClock clock;
+  return clock;
+}
+
+int64_t NowUnix() { return SystemClock().Now(); }
 
 std::string FormatTime(int64_t unix_seconds) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(unix_seconds),

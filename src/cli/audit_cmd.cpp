@@ -101,14 +101,9 @@ void AddVerify(CLI::App& audit, Dispatch& dispatch) {
   cmd->add_option("--statement", a->statement, kStatementFlagHelp);
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
-      const std::string chain_path = a->group_dir + "/group-ca-chain.pem";
-      const std::string root_path = a->group_dir + "/supplier-root.crt";
-      ASSIGN_OR_RETURN(std::string chain_pem, ReadFileString(chain_path, crypto::kMaxChainPem));
-      auto chain = crypto::Certificate::ChainFromPem(chain_pem);
-      if (!chain.ok()) return Annotate(chain.status(), "reading " + chain_path);
-      ASSIGN_OR_RETURN(std::string root_pem, ReadFileString(root_path, crypto::kMaxChainPem));
-      auto root = crypto::Certificate::FromPem(root_pem);
-      if (!root.ok()) return Annotate(root.status(), "reading " + root_path);
+      ASSIGN_OR_RETURN(auto group, hsm::GroupExportDir::Open(a->group_dir));
+      const auto* chain = &group.group_ca_chain();
+      const auto* root = &group.supplier_root();
       ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(a->file, hsm::kMaxAuditExport));
       ASSIGN_OR_RETURN(auto statement, ReadStatementFile(a->statement, *chain, *root));
       auto report =

@@ -193,13 +193,9 @@ void AddRecordVerify(CLI::App& app, Dispatch& dispatch) {
   cmd->add_option("--statement", a->statement, kStatementFlagHelp);
   cmd->callback([&dispatch, a] {
     dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(
-          std::string chain_pem,
-          ReadFileString(a->group_export + "/group-ca-chain.pem", crypto::kMaxChainPem));
-      ASSIGN_OR_RETURN(auto chain, crypto::Certificate::ChainFromPem(chain_pem));
-      ASSIGN_OR_RETURN(std::string root_pem, ReadFileString(a->group_export + "/supplier-root.crt",
-                                                            crypto::kMaxChainPem));
-      ASSIGN_OR_RETURN(auto root, crypto::Certificate::FromPem(root_pem));
+      ASSIGN_OR_RETURN(auto group, hsm::GroupExportDir::Open(a->group_export));
+      const auto& chain = group.group_ca_chain();
+      const auto& root = group.supplier_root();
       ASSIGN_OR_RETURN(auto bytes, ReadFileBytes(a->file, wire::kMaxMessageSize));
       ASSIGN_OR_RETURN(auto rec, hsm::VerifyProvisioningRecord(bytes, chain, root));
       ASSIGN_OR_RETURN(auto statement, ReadStatementFile(a->statement, chain, root));

@@ -13,6 +13,7 @@
 #include "cli/statement_file.h"
 #include "crypto/x509.h"
 #include "hsm/audit.h"
+#include "hsm/group.h"
 #include "line/device_db.h"
 #include "line/reconcile.h"
 
@@ -136,14 +137,9 @@ void AddStatus(CLI::App& line, Dispatch& dispatch) {
 absl::StatusOr<std::vector<hsm::AuditReport>> VerifyAudits(const std::vector<std::string>& files,
                                                            const std::string& group_dir,
                                                            const std::string& statement_file) {
-  const std::string chain_path = group_dir + "/group-ca-chain.pem";
-  const std::string root_path = group_dir + "/supplier-root.crt";
-  ASSIGN_OR_RETURN(std::string chain_pem, ReadFileString(chain_path, crypto::kMaxChainPem));
-  auto chain = crypto::Certificate::ChainFromPem(chain_pem);
-  if (!chain.ok()) return Annotate(chain.status(), "reading " + chain_path);
-  ASSIGN_OR_RETURN(std::string root_pem, ReadFileString(root_path, crypto::kMaxChainPem));
-  auto root = crypto::Certificate::FromPem(root_pem);
-  if (!root.ok()) return Annotate(root.status(), "reading " + root_path);
+  ASSIGN_OR_RETURN(auto group, hsm::GroupExportDir::Open(group_dir));
+  const auto* chain = &group.group_ca_chain();
+  const auto* root = &group.supplier_root();
   ASSIGN_OR_RETURN(auto statement, ReadStatementFile(statement_file, *chain, *root));
   std::vector<hsm::AuditReport> reports;
   for (const std::string& file : files) {

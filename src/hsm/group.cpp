@@ -5,6 +5,7 @@
 #include "base/clock.h"
 #include "base/files.h"
 #include "crypto/digest.h"
+#include "crypto/pem_files.h"
 #include "crypto/random.h"
 #include "hsm/audit.h"
 #include "hsm/internal/group_records.h"
@@ -195,6 +196,34 @@ absl::Status WriteGroupExport(const GroupExport& g, const std::string& dir) {
   RETURN_IF_ERROR(WriteFileAtomic(dir + "/group-sign.crt", g.signing.Pem()));
   RETURN_IF_ERROR(WriteFileAtomic(dir + "/supplier-root.crt", g.supplier_root.Pem()));
   return WriteFileAtomic(dir + "/member.crt", g.member.Pem());
+}
+
+absl::StatusOr<GroupExportDir> GroupExportDir::Open(const std::string& dir) {
+  ASSIGN_OR_RETURN(auto chain, crypto::ReadChainFile(dir + "/group-ca-chain.pem"));
+  ASSIGN_OR_RETURN(auto root, crypto::ReadCertificateFile(dir + "/supplier-root.crt"));
+  return GroupExportDir(dir, std::move(chain), std::move(root));
+}
+
+absl::StatusOr<crypto::Certificate> GroupExportDir::ReadEncryptionCert() const {
+  return crypto::ReadCertificateFile(dir_ + "/group-enc.crt");
+}
+
+absl::Status GroupExportDir::RequirePinnedRoot(const crypto::Certificate& pinned) const {
+  if (supplier_root_ == pinned) return absl::OkStatus();
+  return absl::PermissionDeniedError("the group export's supplier root (" + dir_ +
+                                     "/supplier-root.crt, SHA-256 " + supplier_root_.Fingerprint() +
+                                     ") is not the supplier root you pinned (SHA-256 " +
+                                     pinned.Fingerprint() + ", --supplier-root)");
+}
+
+absl::StatusOr<std::string> GroupExportDir::VerifyGroupUnder(
+    const crypto::Certificate& pinned) const {
+  RETURN_IF_ERROR(RequirePinnedRoot(pinned));
+  ASSIGN_OR_RETURN(auto enc, ReadEncryptionCert());
+  auto group_id = VerifyGroupEncryptionCert(group_ca_chain_, enc, pinned);
+  if (!group_id.ok())
+    return Annotate(group_id.status(), "the group in " + dir_ + " is not genuine");
+  return group_id;
 }
 
 absl::StatusOr<std::string> VerifyGroupEncryptionCert(

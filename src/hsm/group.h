@@ -57,6 +57,36 @@ absl::StatusOr<GroupExport> ExportGroup(Hsm& hsm, const std::string& group_id);
 // Writes DIR/group-ca-chain.pem, group-enc.crt, group-sign.crt, supplier-root.crt, member.crt.
 absl::Status WriteGroupExport(const GroupExport& g, const std::string& dir);
 
+// A group export directory read back: the one reader of what WriteGroupExport writes, for the OEM
+// (`oem package`), the auditor (`audit verify`, `line reconcile`) and `record verify`. Open reads
+// group-ca-chain.pem and supplier-root.crt (bounded reads; errors name the file); the encryption
+// certificate is read when asked for. The export's supplier-root.crt is only a copy: it proves
+// nothing until compared with a root the reader pinned apart from the export (RequirePinnedRoot).
+class GroupExportDir {
+ public:
+  static absl::StatusOr<GroupExportDir> Open(const std::string& dir);
+
+  const std::string& dir() const { return dir_; }
+  // Group CA, founder identity, supplier issuing CA, as written.
+  const std::vector<crypto::Certificate>& group_ca_chain() const { return group_ca_chain_; }
+  const crypto::Certificate& supplier_root() const { return supplier_root_; }
+  // Reads DIR/group-enc.crt.
+  absl::StatusOr<crypto::Certificate> ReadEncryptionCert() const;
+  // PermissionDenied unless the export's supplier root is `pinned`: "the group export's supplier
+  // root (DIR/supplier-root.crt, SHA-256 F) is not the supplier root you pinned (SHA-256 P, …)".
+  absl::Status RequirePinnedRoot(const crypto::Certificate& pinned) const;
+  // RequirePinnedRoot, then VerifyGroupEncryptionCert under `pinned`: the group id, or
+  // PermissionDenied "the group in DIR is not genuine: …".
+  absl::StatusOr<std::string> VerifyGroupUnder(const crypto::Certificate& pinned) const;
+
+ private:
+  GroupExportDir(std::string dir, std::vector<crypto::Certificate> chain, crypto::Certificate root)
+      : dir_(std::move(dir)), group_ca_chain_(std::move(chain)), supplier_root_(std::move(root)) {}
+  std::string dir_;
+  std::vector<crypto::Certificate> group_ca_chain_;
+  crypto::Certificate supplier_root_;
+};
+
 // What an OEM checks before wrapping for a group: the group CA chain (group CA, founder identity,
 // supplier issuing) is genuine under `supplier_root` and `encryption` is the group's encryption
 // certificate. Returns the group id.

@@ -5,6 +5,7 @@
 #include "clade/v1/job.pb.h"
 #include "crypto/cms.h"
 #include "crypto/digest.h"
+#include "crypto/offline_ca.h"
 #include "crypto/pem_files.h"
 #include "crypto/signature.h"
 #include "hsm/group.h"
@@ -23,46 +24,27 @@ std::string Str(const std::vector<uint8_t>& v) { return std::string(v.begin(), v
 }  // namespace
 
 absl::StatusOr<Oem> Oem::Init(const std::string& dir, const std::string& name) {
-  if (name.empty() || name.size() > 64) {
-    return absl::InvalidArgumentError("OEM name must be 1 to 64 characters");
-  }
-  for (const char* f : {"/root.crt", "/issuing.crt", "/root.key", "/issuing.key"}) {
-    if (PathExists(dir + f)) {
-      return absl::AlreadyExistsError(dir + f + " already exists; refusing to overwrite an OEM");
-    }
-  }
-  RETURN_IF_ERROR(MakeDirs(dir, 0700));
-  int64_t now = NowUnix();
-  ASSIGN_OR_RETURN(auto root_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
-  ASSIGN_OR_RETURN(auto issuing_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
-  crypto::CertProfile root_profile;
-  root_profile.subject = {{"CN", name + " Root CA"}, {"O", name}};
-  root_profile.not_after = now + 30 * kYear;
-  root_profile.is_ca = true;
-  root_profile.key_usage = {"keyCertSign", "cRLSign", "digitalSignature"};
-  ASSIGN_OR_RETURN(auto root,
-                   crypto::IssueCertificate(root_profile, root_key.Public(), nullptr, root_key));
-  crypto::CertProfile issuing_profile;
-  issuing_profile.subject = {{"CN", name + " Device Issuing CA"}, {"O", name}};
-  issuing_profile.not_after = now + 25 * kYear;
-  issuing_profile.is_ca = true;
-  issuing_profile.path_len = 0;
-  issuing_profile.key_usage = {"keyCertSign", "cRLSign"};
-  ASSIGN_OR_RETURN(auto issuing, crypto::IssueCertificate(issuing_profile, issuing_key.Public(),
-                                                          &root, root_key));
-  RETURN_IF_ERROR(crypto::WritePrivateKeyFile(dir + "/root.key", root_key));
-  RETURN_IF_ERROR(crypto::WritePrivateKeyFile(dir + "/issuing.key", issuing_key));
-  RETURN_IF_ERROR(WriteFileAtomic(dir + "/root.crt", root.Pem(), 0644, true));
-  RETURN_IF_ERROR(WriteFileAtomic(dir + "/issuing.crt", issuing.Pem(), 0644, true));
-  return Oem(dir, std::move(root), std::move(issuing));
+  crypto::OfflineCaSpec spec{.owner = name,
+                             .noun = "OEM",
+                             .role = "an OEM",
+                             .curve = crypto::Curve::kP256,
+                             .root = {.common_name = "Root CA",
+                                      .lifetime_seconds = 30 * kYear,
+                                      .key_usage = {"keyCertSign", "cRLSign", "digitalSignature"},
+                                      .policies = {},
+                                      .path_len = -1},
+                             .issuing = {.common_name = "Device Issuing CA",
+                                         .lifetime_seconds = 25 * kYear,
+                                         .key_usage = {"keyCertSign", "cRLSign"},
+                                         .policies = {},
+                                         .path_len = 0}};
+  ASSIGN_OR_RETURN(auto ca, crypto::CreateOfflineCa(dir, spec, NowUnix()));
+  return Oem(dir, std::move(ca.root), std::move(ca.issuing));
 }
 
 absl::StatusOr<Oem> Oem::Load(const std::string& dir) {
-  ASSIGN_OR_RETURN(auto root, crypto::ReadCertificateFile(dir + "/root.crt"));
-  ASSIGN_OR_RETURN(auto issuing, crypto::ReadCertificateFile(dir + "/issuing.crt"));
-  auto path = crypto::VerifyChain(issuing, {}, root);
-  if (!path.ok()) return Annotate(path.status(), dir + "/issuing.crt");
-  return Oem(dir, std::move(root), std::move(issuing));
+  ASSIGN_OR_RETURN(auto ca, crypto::LoadOfflineCa(dir));
+  return Oem(dir, std::move(ca.root), std::move(ca.issuing));
 }
 
 absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now) const {
@@ -83,26 +65,15 @@ absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now
         "(--supplier-root), obtained apart from the group export");
   }
   const crypto::Certificate& pinned = *o.pinned_supplier_root;
-  const std::string& g = o.group_export_dir;
-  ASSIGN_OR_RETURN(auto chain, crypto::ReadChainFile(g + "/group-ca-chain.pem"));
-  ASSIGN_OR_RETURN(auto enc, crypto::ReadCertificateFile(g + "/group-enc.crt"));
-  ASSIGN_OR_RETURN(auto exported_root, crypto::ReadCertificateFile(g + "/supplier-root.crt"));
-  if (!(exported_root == pinned)) {
-    return absl::PermissionDeniedError(
-        "the group export's supplier root (" + g + "/supplier-root.crt, SHA-256 " +
-        exported_root.Fingerprint() + ") is not the supplier root you pinned (SHA-256 " +
-        pinned.Fingerprint() + ", --supplier-root)");
-  }
-  auto group_id = hsm::VerifyGroupEncryptionCert(chain, enc, pinned);
-  if (!group_id.ok()) {
-    return Annotate(group_id.status(), "the group in " + g + " is not genuine");
-  }
+  ASSIGN_OR_RETURN(auto group_export, hsm::GroupExportDir::Open(o.group_export_dir));
+  ASSIGN_OR_RETURN(auto group_id, group_export.VerifyGroupUnder(pinned));
+  ASSIGN_OR_RETURN(auto enc, group_export.ReadEncryptionCert());
   ASSIGN_OR_RETURN(hsm::DeviceProfile profile, hsm::ParseProfile(o.profile_json));
   RETURN_IF_ERROR(hsm::CheckProfileIssues(profile, o.job_id, now));
 
   v1::JobPackage pkg;
   pkg.set_job_id(o.job_id);
-  pkg.set_group_id(*group_id);
+  pkg.set_group_id(group_id);
   pkg.set_profile_json(o.profile_json);
   pkg.add_device_ca_chain(Str(issuing_.Der()));
   pkg.add_device_ca_chain(Str(root_.Der()));
@@ -111,11 +82,8 @@ absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now
     // A PEM envelope ("-----BEGIN CMS-----") is kept as is; the HSM reads both forms.
     pkg.set_wrapped_ca_key(Str(*o.wrapped_ca_key));
   } else {
-    ASSIGN_OR_RETURN(auto issuing_key, crypto::ReadPrivateKeyFile(dir_ + "/issuing.key"));
-    if (!issuing_key.Public().Equals(issuing_.SubjectKey())) {
-      return absl::InvalidArgumentError(dir_ + "/issuing.key does not match " + dir_ +
-                                        "/issuing.crt");
-    }
+    ASSIGN_OR_RETURN(auto issuing_key,
+                     crypto::LoadIssuingKey(dir_, crypto::OfflineCa{root_, issuing_}));
     crypto::SecretBytes der = issuing_key.ToPkcs8Der();
     ASSIGN_OR_RETURN(auto wrapped, crypto::CmsEncrypt(der.RevealSecret(), enc));
     pkg.set_wrapped_ca_key(Str(wrapped));
@@ -134,7 +102,7 @@ absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now
   std::string payload = pkg.SerializeAsString();
   ASSIGN_OR_RETURN(auto sealed, wire::SealMessage(hsm::kJobPackageType, crypto::AsBytes(payload),
                                                   root_key, {root_}));
-  return PackageSummary{std::move(sealed), *group_id, pinned.Fingerprint()};
+  return PackageSummary{std::move(sealed), group_id, pinned.Fingerprint()};
 }
 
 }  // namespace clade::oem

@@ -4,6 +4,7 @@
 
 #include "base/clock.h"
 #include "base/files.h"
+#include "crypto/offline_ca.h"
 #include "crypto/pem_files.h"
 
 namespace clade::supplier {
@@ -14,61 +15,36 @@ constexpr int64_t kYear = 365 * 86400;
 }  // namespace
 
 absl::StatusOr<Supplier> Supplier::Init(const std::string& dir, const std::string& name) {
-  if (name.empty() || name.size() > 64) {
-    return absl::InvalidArgumentError("supplier name must be 1 to 64 characters");
-  }
-  for (const char* f : {"/root.crt", "/issuing.crt", "/root.key", "/issuing.key"}) {
-    if (PathExists(dir + f)) {
-      return absl::AlreadyExistsError(dir + f +
-                                      " already exists; refusing to overwrite a supplier");
-    }
-  }
-  RETURN_IF_ERROR(MakeDirs(dir, 0700));
-  int64_t now = NowUnix();
-  ASSIGN_OR_RETURN(auto root_key, crypto::PrivateKey::Generate(crypto::Curve::kP384));
-  ASSIGN_OR_RETURN(auto issuing_key, crypto::PrivateKey::Generate(crypto::Curve::kP384));
-
-  crypto::CertProfile root_profile;
-  root_profile.subject = {{"CN", name + " Root CA"}, {"O", name}};
-  root_profile.not_after = now + kRootYears * kYear;
-  root_profile.is_ca = true;
-  root_profile.key_usage = {"keyCertSign", "cRLSign"};
-  root_profile.policies = {hsm::KindOid(hsm::CertKind::kSupplierRoot)};
-  ASSIGN_OR_RETURN(auto root,
-                   crypto::IssueCertificate(root_profile, root_key.Public(), nullptr, root_key));
-
   // Below the issuing CA stand at most two more CAs: an HSM identity and a group CA
   // (docs/design.md, "PKI").
-  crypto::CertProfile issuing_profile;
-  issuing_profile.subject = {{"CN", name + " HSM Issuing CA"}, {"O", name}};
-  issuing_profile.not_after = now + kIssuingYears * kYear;
-  issuing_profile.is_ca = true;
-  issuing_profile.path_len = 2;
-  issuing_profile.key_usage = {"keyCertSign", "cRLSign"};
-  issuing_profile.policies = {hsm::KindOid(hsm::CertKind::kSupplierIssuing)};
-  ASSIGN_OR_RETURN(auto issuing, crypto::IssueCertificate(issuing_profile, issuing_key.Public(),
-                                                          &root, root_key));
-
-  RETURN_IF_ERROR(crypto::WritePrivateKeyFile(dir + "/root.key", root_key));
-  RETURN_IF_ERROR(crypto::WritePrivateKeyFile(dir + "/issuing.key", issuing_key));
-  RETURN_IF_ERROR(WriteFileAtomic(dir + "/root.crt", root.Pem(), 0644, true));
-  RETURN_IF_ERROR(WriteFileAtomic(dir + "/issuing.crt", issuing.Pem(), 0644, true));
-  return Supplier(name, std::move(root), std::move(issuing), std::move(issuing_key));
+  crypto::OfflineCaSpec spec{
+      .owner = name,
+      .noun = "supplier",
+      .role = "a supplier",
+      .curve = crypto::Curve::kP384,
+      .root = {.common_name = "Root CA",
+               .lifetime_seconds = kRootYears * kYear,
+               .key_usage = {"keyCertSign", "cRLSign"},
+               .policies = {hsm::KindOid(hsm::CertKind::kSupplierRoot)},
+               .path_len = -1},
+      .issuing = {.common_name = "HSM Issuing CA",
+                  .lifetime_seconds = kIssuingYears * kYear,
+                  .key_usage = {"keyCertSign", "cRLSign"},
+                  .policies = {hsm::KindOid(hsm::CertKind::kSupplierIssuing)},
+                  .path_len = 2}};
+  ASSIGN_OR_RETURN(auto ca, crypto::CreateOfflineCa(dir, spec, NowUnix()));
+  ASSIGN_OR_RETURN(auto issuing_key, crypto::LoadIssuingKey(dir, ca));
+  return Supplier(name, std::move(ca.root), std::move(ca.issuing), std::move(issuing_key));
 }
 
 absl::StatusOr<Supplier> Supplier::Load(const std::string& dir) {
-  ASSIGN_OR_RETURN(auto root, crypto::ReadCertificateFile(dir + "/root.crt"));
-  ASSIGN_OR_RETURN(auto issuing, crypto::ReadCertificateFile(dir + "/issuing.crt"));
-  ASSIGN_OR_RETURN(auto issuing_key, crypto::ReadPrivateKeyFile(dir + "/issuing.key"));
-  RETURN_IF_ERROR(hsm::RequireKind(root, hsm::CertKind::kSupplierRoot));
-  RETURN_IF_ERROR(hsm::RequireKind(issuing, hsm::CertKind::kSupplierIssuing));
-  if (!issuing_key.Public().Equals(issuing.SubjectKey())) {
-    return absl::InvalidArgumentError(dir + "/issuing.key does not match " + dir + "/issuing.crt");
-  }
-  auto path = crypto::VerifyChain(issuing, {}, root);
-  if (!path.ok()) return Annotate(path.status(), dir + "/issuing.crt");
-  std::string name = root.SubjectAttribute("O").value_or("supplier");
-  return Supplier(std::move(name), std::move(root), std::move(issuing), std::move(issuing_key));
+  ASSIGN_OR_RETURN(auto ca, crypto::LoadOfflineCa(dir));
+  RETURN_IF_ERROR(hsm::RequireKind(ca.root, hsm::CertKind::kSupplierRoot));
+  RETURN_IF_ERROR(hsm::RequireKind(ca.issuing, hsm::CertKind::kSupplierIssuing));
+  ASSIGN_OR_RETURN(auto issuing_key, crypto::LoadIssuingKey(dir, ca));
+  std::string name = ca.root.SubjectAttribute("O").value_or("supplier");
+  return Supplier(std::move(name), std::move(ca.root), std::move(ca.issuing),
+                  std::move(issuing_key));
 }
 
 absl::StatusOr<hsm::IdentityCertificates> Supplier::CertifyHsm(

@@ -56,6 +56,17 @@ TEST(Files, PrivateFileCheckNamesTheMode) {
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("has mode 0640")));
 }
 
+TEST(Clock, FixedClockReadsWhatItWasSetTo) {
+  FixedClock clock(1000);
+  const Clock& c = clock;
+  EXPECT_EQ(c.Now(), 1000);
+  clock.Advance(30);
+  EXPECT_EQ(c.Now(), 1030);
+  clock.Set(5);
+  EXPECT_EQ(c.Now(), 5);
+  EXPECT_GT(SystemClock().Now(), 1'700'000'000);
+}
+
 TEST(Clock, ParsesDurationsAndRefusesNonsense) {
   EXPECT_EQ(*ParseDuration("30s"), 30);
   EXPECT_EQ(*ParseDuration("15m"), 900);

@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "crypto/digest.h"
+#include "crypto/offline_ca.h"
 #include "support/testing.h"
 
 namespace clade::crypto {
@@ -644,6 +645,46 @@ TEST(X509InteropTest, ReadsOpensslIssuedCertificate) {
   EXPECT_EQ(cert.SubjectKey().curve(), Curve::kP384);
   ASSERT_OK_AND_ASSIGN(auto path, VerifyChain(cert, {}, cert));
   EXPECT_EQ(path.size(), 1u);
+}
+
+OfflineCaSpec TestCaSpec() {
+  OfflineCaSpec spec;
+  spec.owner = "Test";
+  spec.noun = "OEM";
+  spec.role = "an OEM";
+  spec.root = {"Root CA", 30 * 86400, {"keyCertSign", "cRLSign"}, {}, -1};
+  spec.issuing = {"Issuing CA", 20 * 86400, {"keyCertSign", "cRLSign"}, {}, 0};
+  return spec;
+}
+
+TEST(OfflineCa, LoadsWhatItCreatedAndRefusesToOverwrite) {
+  TempDir dir;
+  const int64_t now = NowUnix();
+  auto made = CreateOfflineCa(dir.File("ca"), TestCaSpec(), now);
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto loaded = LoadOfflineCa(dir.File("ca"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->issuing, made->issuing);
+  EXPECT_TRUE(LoadIssuingKey(dir.File("ca"), *loaded).ok());
+  EXPECT_THAT(CreateOfflineCa(dir.File("ca"), TestCaSpec(), now),
+              StatusIs(absl::StatusCode::kAlreadyExists,
+                       HasSubstr(dir.File("ca") + "/root.crt already exists; refusing to "
+                                                  "overwrite an OEM")));
+}
+
+TEST(OfflineCa, LoadRefusesAnExpiredOrNotYetValidIssuingCaByTheGivenClock) {
+  TempDir dir;
+  const int64_t now = NowUnix();
+  ASSERT_TRUE(CreateOfflineCa(dir.File("ca"), TestCaSpec(), now).ok());
+  FixedClock later(now + 25 * 86400);
+  EXPECT_THAT(
+      LoadOfflineCa(dir.File("ca"), later),
+      StatusIs(absl::StatusCode::kPermissionDenied,
+               HasSubstr(dir.File("ca") + "/issuing.crt: certificate 'O=Test,CN=Test Issuing "
+                                          "CA' (depth 0) has expired")));
+  FixedClock earlier(now - 86400);
+  EXPECT_THAT(LoadOfflineCa(dir.File("ca"), earlier),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("is not yet valid")));
 }
 
 }  // namespace
