@@ -16,9 +16,9 @@
 #include "line/core.h"
 #include "line/device_db.h"
 #include "line/grpc_members.h"
-#include "line/station.h"
 #include "line/runner.h"
 #include "line/seams.h"
+#include "line/station.h"
 
 namespace clade::line {
 
@@ -135,13 +135,14 @@ absl::StatusOr<LineSummary> RunLine(const LineOptions& options) {
   if (options.tray_dir.empty() && options.db_path.empty()) {
     return absl::InvalidArgumentError("without --tray, --db FILE is required (the line database)");
   }
-  ASSIGN_OR_RETURN(Station station,
-                   OpenStation({options.tray_dir, options.chips, options.programmer,
-                                LineDirectory(options) + "/exec-work",
-                                options.programmer_timeout_seconds}));
+  ASSIGN_OR_RETURN(
+      Station station,
+      OpenStation({options.tray_dir, options.chips, options.programmer,
+                   LineDirectory(options) + "/exec-work", options.programmer_timeout_seconds}));
   auto group = LineGroupOfClient(options.credentials.chain_pem, options.credentials.root_pem);
   if (!group.ok()) return Annotate(group.status(), "the line's client certificate");
-  std::string db_path = options.db_path.empty() ? LineDirectory(options) + "/line.db" : options.db_path;
+  std::string db_path =
+      options.db_path.empty() ? LineDirectory(options) + "/line.db" : options.db_path;
   DatabaseLock lock;
   RETURN_IF_ERROR(lock.Take(db_path));
   ASSIGN_OR_RETURN(std::unique_ptr<DeviceDb> db, DeviceDb::Open(db_path));
