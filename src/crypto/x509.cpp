@@ -114,17 +114,6 @@ absl::StatusOr<bool> NextPemBlock(BIO* bio, PemBlock& block) {
 
 }  // namespace x509_internal
 
-using x509_internal::DerOf;
-using x509_internal::FindKeyUsage;
-using x509_internal::IsDottedOid;
-using x509_internal::KeyUsageName;
-using x509_internal::NameToString;
-using x509_internal::NextPemBlock;
-using x509_internal::ObjectOf;
-using x509_internal::PemBlock;
-using x509_internal::TimeToUnix;
-using x509_internal::UpRef;
-
 namespace {
 
 absl::StatusOr<std::vector<Certificate>> ParsePemCertificates(std::string_view pem) {
@@ -136,8 +125,8 @@ absl::StatusOr<std::vector<Certificate>> ParsePemCertificates(std::string_view p
   if (!bio) return OpenSslError("cannot read PEM");
   std::vector<Certificate> certs;
   while (true) {
-    PemBlock block;
-    ASSIGN_OR_RETURN(bool more, NextPemBlock(bio.get(), block));
+    x509_internal::PemBlock block;
+    ASSIGN_OR_RETURN(bool more, x509_internal::NextPemBlock(bio.get(), block));
     if (!more) break;
     if (std::strcmp(block.name, "CERTIFICATE") != 0) {
       return absl::InvalidArgumentError("unexpected PEM block '" + std::string(block.name) +
@@ -171,7 +160,7 @@ absl::StatusOr<Certificate> Certificate::FromDer(std::span<const uint8_t> der) {
     return absl::InvalidArgumentError("malformed certificate: trailing bytes after the DER");
   }
   std::vector<uint8_t> copy(der.begin(), der.end());
-  if (DerOf(x.get()) != copy) {
+  if (x509_internal::DerOf(x.get()) != copy) {
     return absl::InvalidArgumentError("malformed certificate: not DER-encoded");
   }
   // Decodes and caches the extensions; flags a certificate whose extensions do not parse.
@@ -210,7 +199,7 @@ std::string Certificate::ChainToPem(const std::vector<Certificate>& chain) {
 }
 
 Certificate::Certificate(const Certificate& o)
-    : x509_(UpRef(o.x509_.get())), der_(o.der_), subject_key_(o.subject_key_) {}
+    : x509_(x509_internal::UpRef(o.x509_.get())), der_(o.der_), subject_key_(o.subject_key_) {}
 
 Certificate& Certificate::operator=(const Certificate& o) {
   if (this != &o) *this = Certificate(o);
@@ -225,8 +214,12 @@ std::string Certificate::Pem() const {
   return std::string(data, static_cast<size_t>(len));
 }
 
-std::string Certificate::Subject() const { return NameToString(X509_get_subject_name(x509())); }
-std::string Certificate::Issuer() const { return NameToString(X509_get_issuer_name(x509())); }
+std::string Certificate::Subject() const {
+  return x509_internal::NameToString(X509_get_subject_name(x509()));
+}
+std::string Certificate::Issuer() const {
+  return x509_internal::NameToString(X509_get_issuer_name(x509()));
+}
 
 std::optional<std::string> Certificate::SubjectAttribute(std::string_view short_name) const {
   int nid = OBJ_txt2nid(std::string(short_name).c_str());
@@ -253,8 +246,12 @@ std::string Certificate::SerialHex() const {
   return hex.empty() ? "0" : hex;
 }
 
-int64_t Certificate::NotBefore() const { return TimeToUnix(X509_get0_notBefore(x509())); }
-int64_t Certificate::NotAfter() const { return TimeToUnix(X509_get0_notAfter(x509())); }
+int64_t Certificate::NotBefore() const {
+  return x509_internal::TimeToUnix(X509_get0_notBefore(x509()));
+}
+int64_t Certificate::NotAfter() const {
+  return x509_internal::TimeToUnix(X509_get0_notAfter(x509()));
+}
 
 bool Certificate::IsCa() const {
   SslPtr<BASIC_CONSTRAINTS> bc(static_cast<BASIC_CONSTRAINTS*>(
@@ -271,7 +268,7 @@ int Certificate::PathLen() const {
 }
 
 bool Certificate::HasPolicy(std::string_view oid) const {
-  SslPtr<ASN1_OBJECT> want = ObjectOf(oid, true);
+  SslPtr<ASN1_OBJECT> want = x509_internal::ObjectOf(oid, true);
   if (!want) return false;
   SslPtr<CERTIFICATEPOLICIES> policies(static_cast<CERTIFICATEPOLICIES*>(
       X509_get_ext_d2i(x509(), NID_certificate_policies, nullptr, nullptr)));
@@ -283,7 +280,7 @@ bool Certificate::HasPolicy(std::string_view oid) const {
 }
 
 bool Certificate::HasExtendedKeyUsage(std::string_view oid) const {
-  SslPtr<ASN1_OBJECT> want = ObjectOf(oid, false);
+  SslPtr<ASN1_OBJECT> want = x509_internal::ObjectOf(oid, false);
   if (!want) return false;
   SslPtr<EXTENDED_KEY_USAGE> eku(static_cast<EXTENDED_KEY_USAGE*>(
       X509_get_ext_d2i(x509(), NID_ext_key_usage, nullptr, nullptr)));
@@ -295,7 +292,7 @@ bool Certificate::HasExtendedKeyUsage(std::string_view oid) const {
 }
 
 std::optional<std::vector<uint8_t>> Certificate::Extension(std::string_view oid) const {
-  SslPtr<ASN1_OBJECT> obj = ObjectOf(oid, true);
+  SslPtr<ASN1_OBJECT> obj = x509_internal::ObjectOf(oid, true);
   if (!obj) return std::nullopt;
   int i = X509_get_ext_by_OBJ(x509(), obj.get(), -1);
   if (i < 0) return std::nullopt;

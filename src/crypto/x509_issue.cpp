@@ -15,16 +15,6 @@
 #include "crypto/x509_internal.h"
 
 namespace clade::crypto {
-using x509_internal::DerOf;
-using x509_internal::FindKeyUsage;
-using x509_internal::IsDottedOid;
-using x509_internal::KeyUsageName;
-using x509_internal::NameToString;
-using x509_internal::NextPemBlock;
-using x509_internal::ObjectOf;
-using x509_internal::PemBlock;
-using x509_internal::TimeToUnix;
-using x509_internal::UpRef;
 
 namespace {
 
@@ -107,7 +97,7 @@ absl::Status AddKeyUsage(X509* x, const CertProfile& profile) {
   SslPtr<ASN1_STRING> bits(ASN1_BIT_STRING_new());
   if (!bits) return OpenSslError("cannot build keyUsage");
   for (const std::string& name : profile.key_usage) {
-    const KeyUsageName* ku = FindKeyUsage(name);
+    const x509_internal::KeyUsageName* ku = x509_internal::FindKeyUsage(name);
     if (ku == nullptr) return absl::InvalidArgumentError("unknown key usage '" + name + "'");
     if (ASN1_BIT_STRING_set_bit(bits.get(), ku->bit, 1) != 1) {
       return OpenSslError("cannot build keyUsage");
@@ -121,7 +111,7 @@ absl::Status AddExtendedKeyUsage(X509* x, const CertProfile& profile) {
   SslPtr<EXTENDED_KEY_USAGE> eku(sk_ASN1_OBJECT_new_null());
   if (!eku) return OpenSslError("cannot build extendedKeyUsage");
   for (const std::string& name : profile.extended_key_usage) {
-    SslPtr<ASN1_OBJECT> obj = ObjectOf(name, false);
+    SslPtr<ASN1_OBJECT> obj = x509_internal::ObjectOf(name, false);
     if (!obj) return absl::InvalidArgumentError("unknown extended key usage '" + name + "'");
     if (sk_ASN1_OBJECT_push(eku.get(), obj.get()) <= 0) {
       return OpenSslError("cannot build extendedKeyUsage");
@@ -136,7 +126,7 @@ absl::Status AddPolicies(X509* x, const CertProfile& profile) {
   SslPtr<CERTIFICATEPOLICIES> policies(sk_POLICYINFO_new_null());
   if (!policies) return OpenSslError("cannot build certificatePolicies");
   for (const std::string& oid : profile.policies) {
-    SslPtr<ASN1_OBJECT> obj = ObjectOf(oid, true);
+    SslPtr<ASN1_OBJECT> obj = x509_internal::ObjectOf(oid, true);
     if (!obj) return absl::InvalidArgumentError("invalid policy OID '" + oid + "'");
     POLICYINFO* info = POLICYINFO_new();
     if (info == nullptr) return OpenSslError("cannot build certificatePolicies");
@@ -169,7 +159,7 @@ absl::Status AddKeyIdentifiers(X509* x, const Certificate* issuer) {
 
 absl::Status AddRawExtensions(X509* x, const CertProfile& profile) {
   for (const auto& raw : profile.extra_extensions) {
-    SslPtr<ASN1_OBJECT> obj = ObjectOf(raw.oid, true);
+    SslPtr<ASN1_OBJECT> obj = x509_internal::ObjectOf(raw.oid, true);
     if (!obj) return absl::InvalidArgumentError("invalid extension OID '" + raw.oid + "'");
     if (X509_get_ext_by_OBJ(x, obj.get(), -1) >= 0) {
       return absl::InvalidArgumentError("duplicate extension " + raw.oid);
@@ -233,7 +223,7 @@ absl::StatusOr<Certificate> IssueCertificate(const CertProfile& profile,
   if (X509_sign(x.get(), issuer_key.evp(), md) <= 0) {
     return OpenSslError("cannot sign the certificate");
   }
-  return Certificate::FromDer(DerOf(x.get()));
+  return Certificate::FromDer(x509_internal::DerOf(x.get()));
 }
 
 }  // namespace clade::crypto

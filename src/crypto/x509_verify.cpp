@@ -15,16 +15,6 @@
 #include "crypto/x509_internal.h"
 
 namespace clade::crypto {
-using x509_internal::DerOf;
-using x509_internal::FindKeyUsage;
-using x509_internal::IsDottedOid;
-using x509_internal::KeyUsageName;
-using x509_internal::NameToString;
-using x509_internal::NextPemBlock;
-using x509_internal::ObjectOf;
-using x509_internal::PemBlock;
-using x509_internal::TimeToUnix;
-using x509_internal::UpRef;
 
 namespace {
 
@@ -35,15 +25,15 @@ std::string VerifyFailure(X509_STORE_CTX* ctx, const Certificate& leaf, const Ce
   int err = X509_STORE_CTX_get_error(ctx);
   X509* cert = X509_STORE_CTX_get_current_cert(ctx);
   if (cert == nullptr) cert = leaf.x509();
-  std::string what = "certificate '" + NameToString(X509_get_subject_name(cert)) + "' (depth " +
-                     std::to_string(X509_STORE_CTX_get_error_depth(ctx)) + ") ";
+  std::string what = "certificate '" + x509_internal::NameToString(X509_get_subject_name(cert)) +
+                     "' (depth " + std::to_string(X509_STORE_CTX_get_error_depth(ctx)) + ") ";
   switch (err) {
     case X509_V_ERR_CERT_HAS_EXPIRED:
-      return what + "has expired (not after " + FormatTime(TimeToUnix(X509_get0_notAfter(cert))) +
-             ")";
+      return what + "has expired (not after " +
+             FormatTime(x509_internal::TimeToUnix(X509_get0_notAfter(cert))) + ")";
     case X509_V_ERR_CERT_NOT_YET_VALID:
       return what + "is not yet valid (not before " +
-             FormatTime(TimeToUnix(X509_get0_notBefore(cert))) + ")";
+             FormatTime(x509_internal::TimeToUnix(X509_get0_notBefore(cert))) + ")";
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
     case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
@@ -79,7 +69,7 @@ absl::StatusOr<Certificate> FindInput(X509* x, const Certificate& leaf,
   for (const Certificate& c : intermediates) {
     if (x == c.x509()) return c;
   }
-  return Certificate::FromDer(DerOf(x));
+  return Certificate::FromDer(x509_internal::DerOf(x));
 }
 
 }  // namespace
@@ -95,7 +85,7 @@ absl::StatusOr<std::vector<Certificate>> VerifyChain(const Certificate& leaf,
   }
   uint32_t want_usage = 0;
   for (const std::string& name : options.leaf_key_usage) {
-    const KeyUsageName* ku = FindKeyUsage(name);
+    const x509_internal::KeyUsageName* ku = x509_internal::FindKeyUsage(name);
     if (ku == nullptr) return absl::InvalidArgumentError("unknown key usage '" + name + "'");
     want_usage |= ku->flag;
   }
@@ -143,7 +133,7 @@ absl::StatusOr<std::vector<Certificate>> VerifyChain(const Certificate& leaf,
     X509* x = out.front().x509();
     bool has = (X509_get_extension_flags(x) & EXFLAG_KUSAGE) != 0;
     for (const std::string& name : options.leaf_key_usage) {
-      if (!has || (X509_get_key_usage(x) & FindKeyUsage(name)->flag) == 0) {
+      if (!has || (X509_get_key_usage(x) & x509_internal::FindKeyUsage(name)->flag) == 0) {
         return absl::PermissionDeniedError("certificate '" + out.front().Subject() +
                                            "' key usage does not allow " + name);
       }
@@ -163,8 +153,8 @@ absl::StatusOr<PublicKey> VerifiedCsrKey(std::string_view pem_or_der) {
   if (pem_or_der.find("-----BEGIN") != std::string_view::npos) {
     SslPtr<BIO> bio(BIO_new_mem_buf(pem_or_der.data(), static_cast<int>(pem_or_der.size())));
     if (!bio) return OpenSslError("cannot read PEM");
-    PemBlock block;
-    ASSIGN_OR_RETURN(bool found, NextPemBlock(bio.get(), block));
+    x509_internal::PemBlock block;
+    ASSIGN_OR_RETURN(bool found, x509_internal::NextPemBlock(bio.get(), block));
     if (!found) return absl::InvalidArgumentError("no PEM block in CSR");
     if (std::strcmp(block.name, "CERTIFICATE REQUEST") != 0 &&
         std::strcmp(block.name, "NEW CERTIFICATE REQUEST") != 0) {
