@@ -95,7 +95,7 @@ class LineCore {
   // while none answers, for up to give_up_seconds. Returns false when it gives up.
   bool PickMember(size_t from);
   void Prober();
-  std::string PackagePath() const { return LineDirectory(o_) + "/jobs/" + o_.job_id + ".package"; }
+  std::string PackagePath() const { return KeptJobPackagePath(o_); }
   // core.cpp: the stream.
   // Runs one Provision stream on the member in use until the work is done, the member stops
   // answering, or an earlier member answers again.

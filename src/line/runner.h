@@ -96,6 +96,9 @@ class LineObserver {
 // Where the line keeps its own files (jobs/, exec-work/, the default line.db): the tray, or
 // without one the directory of the line database.
 std::string LineDirectory(const LineOptions& options);
+// Where the line keeps the job package it fetched: LineDirectory/jobs/JOB.package (read back on a
+// rerun, and by `clade device verify --job`).
+std::string KeptJobPackagePath(const LineOptions& options);
 
 absl::StatusOr<LineSummary> RunLine(const LineOptions& options);
 

@@ -130,6 +130,10 @@ std::string LineDirectory(const LineOptions& options) {
   return dir.empty() ? "." : dir;
 }
 
+std::string KeptJobPackagePath(const LineOptions& options) {
+  return LineDirectory(options) + "/jobs/" + options.job_id + ".package";
+}
+
 absl::StatusOr<LineSummary> RunLine(const LineOptions& options) {
   RETURN_IF_ERROR(CheckOptions(options));
   if (options.tray_dir.empty() && options.db_path.empty()) {

@@ -39,6 +39,14 @@ expect_out "line: job J-hsm, 12 chips of chip reader '$EX/read-chips.sh $T/socke
 expect_out "done by this run   12"
 expect_ok "$CLADE" device verify --tray "$T/sockets" --oem-root "$T/oem/root.crt" --job-package "$T/J-hsm.pkg"
 expect_out "12 chips: 12 ok, 0 failed"
+# `device verify --job` finds the package where the run kept it: beside --db, as there is no tray.
+expect_ok "$CLADE" device verify --tray "$T/sockets" --oem-root "$T/oem/root.crt" --job J-hsm \
+  --db "$T/run/line.db"
+expect_out "12 chips: 12 ok, 0 failed"
+expect_fail 1 "no job package for job J-hsm in $T/sockets/jobs/ (the line run saves it there)" \
+  "$CLADE" device verify --tray "$T/sockets" --oem-root "$T/oem/root.crt" --job J-hsm
+expect_fail 2 "--db requires --job" \
+  "$CLADE" device verify --tray "$T/sockets" --oem-root "$T/oem/root.crt" --db "$T/run/line.db"
 # What the line keeps lives beside its database, not in any tray.
 [ -f "$T/run/jobs/J-hsm.package" ] || fail "the job package is not kept beside the database"
 [ ! -e "$T/sockets/line.db" ] && [ ! -e "$T/sockets/jobs" ] || fail "the line wrote into the tray"
@@ -56,6 +64,9 @@ expect_ok "$CLADE" line run --job J-device --hsm "$ADDR" --client "$T/line" --db
   --progress none
 expect_out "5 chips of manifest $T/chips.jsonl, 5 to provision"
 expect_ok "$CLADE" device verify --tray "$T/sockets2" --oem-root "$T/oem/root.crt" --job-package "$T/J-device.pkg"
+expect_out "5 chips: 5 ok, 0 failed"
+expect_ok "$CLADE" device verify --tray "$T/sockets2" --oem-root "$T/oem/root.crt" --job J-device \
+  --db "$T/run2.db"
 expect_out "5 chips: 5 ok, 0 failed"
 
 # --- Refusals: each named, and the line makes no database. --------------------------------------
