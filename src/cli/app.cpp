@@ -6,6 +6,25 @@
 
 namespace clade::cli {
 
+void OnRun(CLI::App& verb, Dispatch& dispatch, Action action) {
+  verb.callback([&dispatch, action = std::move(action)] { dispatch.action = action; });
+}
+
+void OnRun(CLI::App& verb, Dispatch& dispatch, std::function<void()> check, Action action) {
+  verb.callback([&dispatch, check = std::move(check), action = std::move(action)] {
+    check();
+    dispatch.action = action;
+  });
+}
+
+CLI::Option* AddStateOption(CLI::App& verb, std::string& state, const std::string& help) {
+  return verb.add_option("--state", state, help)->required();
+}
+
+CLI::Option* AddGroupOption(CLI::App& verb, std::string& group) {
+  return verb.add_option("--group", group, "Group: full id, unique id prefix, or name")->required();
+}
+
 int Run(int argc, char** argv) {
   CLI::App app{
       "Clade: groups of genuine HSMs that provision chips, so that losing one HSM never stops "

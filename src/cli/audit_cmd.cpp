@@ -8,7 +8,7 @@
 #include "base/files.h"
 #include "clade/v1/audit.pb.h"
 #include "cli/commands.h"
-#include "cli/statement_file.h"
+#include "cli/offline_trust.h"
 #include "crypto/x509.h"
 #include "hsm/audit.h"
 #include "hsm/group.h"
@@ -42,7 +42,7 @@ void AddExport(CLI::App& audit, Dispatch& dispatch) {
       "group's entries and member certificate; the other groups' entries appear only as their "
       "digests, so the chain still verifies. Check it with `clade audit verify`.");
   cmd->footer(kAuditHelp);
-  cmd->add_option("--state", a->state, "HSM state directory")->required();
+  AddStateOption(*cmd, a->state);
   cmd->add_option("--group", a->group,
                   "Export only what this group may see: full id, unique id prefix, or name");
   cmd->add_option("--out", a->out, "Audit export file to write")->required();
@@ -80,7 +80,8 @@ void AddExport(CLI::App& audit, Dispatch& dispatch) {
 
 void AddVerify(CLI::App& audit, Dispatch& dispatch) {
   struct Args {
-    std::string file, group_dir, statement;
+    std::string file;
+    OfflineTrustFlags trust;
   };
   auto a = std::make_shared<Args>();
   CLI::App* cmd = audit.add_subcommand(
@@ -94,37 +95,28 @@ void AddVerify(CLI::App& audit, Dispatch& dispatch) {
       "the member id of the member certificate. Exits 1 naming the first check that failed.");
   cmd->footer(kAuditHelp);
   cmd->add_option("FILE", a->file, "Audit export file (from `clade audit export`)")->required();
-  cmd->add_option("--group-export", a->group_dir,
-                  "Directory written by `clade group export`: group-ca-chain.pem and "
-                  "supplier-root.crt are read")
-      ->required();
-  cmd->add_option("--statement", a->statement, kStatementFlagHelp);
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto group, hsm::GroupExportDir::Open(a->group_dir));
-      const auto* chain = &group.group_ca_chain();
-      const auto* root = &group.supplier_root();
-      ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(a->file, hsm::kMaxAuditExport));
-      ASSIGN_OR_RETURN(auto statement, ReadStatementFile(a->statement, *chain, *root));
-      auto report =
-          hsm::VerifyAuditExport(bytes, *chain, *root, 0, statement ? &*statement : nullptr);
-      if (!report.ok()) return Annotate(report.status(), a->file);
-      std::cout << "audit of HSM " << report->hsm_serial << ": " << report->entries << " entries, "
-                << report->checkpoints << " checkpoints, chain intact\n";
-      if (report->elided > 0) {
-        std::cout << report->elided << " entries of other groups shown as digests only\n";
+  AddOfflineTrustOptions(*cmd, a->trust);
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(OfflineTrust trust, LoadOfflineTrust(a->trust));
+    ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(a->file, hsm::kMaxAuditExport));
+    auto report = hsm::VerifyAuditExport(bytes, trust.group_ca_chain(), trust.supplier_root(), 0,
+                                         trust.statement_or_null());
+    if (!report.ok()) return Annotate(report.status(), a->file);
+    std::cout << "audit of HSM " << report->hsm_serial << ": " << report->entries << " entries, "
+              << report->checkpoints << " checkpoints, chain intact\n";
+    if (report->elided > 0) {
+      std::cout << report->elided << " entries of other groups shown as digests only\n";
+    }
+    std::cout << "group " << report->group_id << ", member id " << report->member_id << "\n";
+    std::cout << std::left << std::setw(16) << "member id" << std::setw(24) << "operation"
+              << "count\n";
+    for (const auto& [id, ops] : report->counts) {
+      for (const auto& [op, count] : ops) {
+        std::cout << std::setw(16) << (id.empty() ? "-" : id) << std::setw(24) << op << count
+                  << "\n";
       }
-      std::cout << "group " << report->group_id << ", member id " << report->member_id << "\n";
-      std::cout << std::left << std::setw(16) << "member id" << std::setw(24) << "operation"
-                << "count\n";
-      for (const auto& [id, ops] : report->counts) {
-        for (const auto& [op, count] : ops) {
-          std::cout << std::setw(16) << (id.empty() ? "-" : id) << std::setw(24) << op << count
-                    << "\n";
-        }
-      }
-      return absl::OkStatus();
-    };
+    }
+    return absl::OkStatus();
   });
 }
 

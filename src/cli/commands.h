@@ -18,6 +18,18 @@ struct Dispatch {
   Action action;
 };
 
+// Makes `action` what main runs when `verb` is the command given.
+void OnRun(CLI::App& verb, Dispatch& dispatch, Action action);
+// The same, with `check` first, at parse time: it throws CLI::ValidationError for a combination of
+// options CLI11 cannot express (a usage error, exit 2), or settles what the options chose.
+void OnRun(CLI::App& verb, Dispatch& dispatch, std::function<void()> check, Action action);
+
+// --state DIR, required: the HSM state directory the verb opens.
+CLI::Option* AddStateOption(CLI::App& verb, std::string& state,
+                            const std::string& help = "HSM state directory");
+// --group, required: "Group: full id, unique id prefix, or name" (hsm::ResolveGroup).
+CLI::Option* AddGroupOption(CLI::App& verb, std::string& group);
+
 void AddSupplierCommands(CLI::App& app, Dispatch& dispatch);
 void AddHsmCommands(CLI::App& app, Dispatch& dispatch);
 void AddGroupCommands(CLI::App& app, Dispatch& dispatch);  // group_cmd.cpp

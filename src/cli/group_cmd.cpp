@@ -114,28 +114,26 @@ void AddCreate(CLI::App& group, Dispatch& dispatch) {
       "group id is derived from the group CA key. Other HSMs join later through the "
       "enrollment flow.");
   cmd->footer(kFlowHelp);
-  cmd->add_option("--state", a->state, "State directory of the founding HSM")->required();
+  AddStateOption(*cmd, a->state, "State directory of the founding HSM");
   cmd->add_option("--name", a->name, "Group name, 1 to 64 characters (e.g. the OEM's name)")
       ->required();
   cmd->add_option("--oem-root", a->oem_root,
                   "PEM file of the OEM root certificate the group accepts job packages from "
                   "(can be set later with `clade group trust-oem`)");
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      std::optional<crypto::Certificate> oem;
-      if (!a->oem_root.empty()) {
-        ASSIGN_OR_RETURN(oem, ReadCertFile(a->oem_root));
-      }
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(hsm::GroupSummary g, hsm::CreateGroup(*h, a->name, oem));
-      std::cout << "new group, founded on this HSM\n"
-                << "name: " << g.name << "\n"
-                << "group id: " << g.group_id << "\n"
-                << "member id: " << g.member_id << "\n"
-                << "encryption key: " << g.encryption_key_fingerprint << "\n"
-                << "OEM root: " << g.oem_root_fingerprint.value_or("none") << "\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    std::optional<crypto::Certificate> oem;
+    if (!a->oem_root.empty()) {
+      ASSIGN_OR_RETURN(oem, ReadCertFile(a->oem_root));
+    }
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    ASSIGN_OR_RETURN(hsm::GroupSummary g, hsm::CreateGroup(*h, a->name, oem));
+    std::cout << "new group, founded on this HSM\n"
+              << "name: " << g.name << "\n"
+              << "group id: " << g.group_id << "\n"
+              << "member id: " << g.member_id << "\n"
+              << "encryption key: " << g.encryption_key_fingerprint << "\n"
+              << "OEM root: " << g.oem_root_fingerprint.value_or("none") << "\n";
+    return absl::OkStatus();
   });
 }
 
@@ -151,22 +149,20 @@ void AddExport(CLI::App& group, Dispatch& dispatch) {
       "secrets to), group-sign.crt, supplier-root.crt (the trust anchor) and member.crt (this "
       "HSM's member certificate). Check them with stock tools, e.g. `openssl verify -CAfile "
       "supplier-root.crt -untrusted group-ca-chain.pem group-enc.crt`.");
-  cmd->add_option("--state", a->state, "HSM state directory (any member of the group)")->required();
-  cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
+  AddStateOption(*cmd, a->state, "HSM state directory (any member of the group)");
+  AddGroupOption(*cmd, a->group);
   cmd->add_option("--out", a->out, "Output directory (created if missing)")->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
-      ASSIGN_OR_RETURN(hsm::GroupExport g, hsm::ExportGroup(*h, gid));
-      RETURN_IF_ERROR(MakeDirs(a->out));
-      RETURN_IF_ERROR(hsm::WriteGroupExport(g, a->out));
-      for (const char* f : {"group-ca-chain.pem", "group-enc.crt", "group-sign.crt",
-                            "supplier-root.crt", "member.crt"}) {
-        std::cout << a->out << "/" << f << "\n";
-      }
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
+    ASSIGN_OR_RETURN(hsm::GroupExport g, hsm::ExportGroup(*h, gid));
+    RETURN_IF_ERROR(MakeDirs(a->out));
+    RETURN_IF_ERROR(hsm::WriteGroupExport(g, a->out));
+    for (const char* f : {"group-ca-chain.pem", "group-enc.crt", "group-sign.crt",
+                          "supplier-root.crt", "member.crt"}) {
+      std::cout << a->out << "/" << f << "\n";
+    }
+    return absl::OkStatus();
   });
 }
 
@@ -193,7 +189,7 @@ void AddAnnounce(CLI::App& group, Dispatch& dispatch) {
   state->excludes(hsm_opt)->excludes(client);
   hsm_opt->needs(client);
   client->needs(hsm_opt);
-  cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
+  AddGroupOption(*cmd, a->group);
   cmd->add_option("--for", a->for_serial,
                   "Serial of the one HSM the announcement admits (any genuine HSM the policy "
                   "allows if not given; required for `clade group enroll`)");
@@ -263,7 +259,7 @@ void AddRequest(CLI::App& group, Dispatch& dispatch) {
       "carrying this HSM's identity and wrap certificates. Carry it back to the "
       "sponsor, which answers with `clade group admit`.");
   cmd->footer(kFlowHelp);
-  cmd->add_option("--state", a->state, "State directory of the candidate HSM")->required();
+  AddStateOption(*cmd, a->state, "State directory of the candidate HSM");
   cmd->add_option("--announcement", a->announcement, "Announcement file from the sponsor")
       ->required();
   cmd->add_option("--out", a->out, "Request file to write")->required();
@@ -305,22 +301,20 @@ void AddAdmit(CLI::App& group, Dispatch& dispatch) {
       "write the response. Carry it to the candidate, which finishes with `clade "
       "group join`.");
   cmd->footer(kFlowHelp);
-  cmd->add_option("--state", a->state, "State directory of the sponsoring member")->required();
+  AddStateOption(*cmd, a->state, "State directory of the sponsoring member");
   cmd->add_option("--request", a->request, "Request file from the candidate")->required();
   cmd->add_option("--out", a->out, "Response file to write")->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(Bytes req, ReadMessageFile(a->request));
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(hsm::Admission adm, hsm::Admit(*h, req));
-      RETURN_IF_ERROR(WriteFileAtomic(a->out, adm.response));
-      std::cout << "response: " << a->out << "\n"
-                << "member id: " << adm.member_id << "\n"
-                << "candidate serial: " << adm.candidate_serial << "\n"
-                << "next: on the candidate, `clade group join --state B --response " << a->out
-                << "`\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(Bytes req, ReadMessageFile(a->request));
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    ASSIGN_OR_RETURN(hsm::Admission adm, hsm::Admit(*h, req));
+    RETURN_IF_ERROR(WriteFileAtomic(a->out, adm.response));
+    std::cout << "response: " << a->out << "\n"
+              << "member id: " << adm.member_id << "\n"
+              << "candidate serial: " << adm.candidate_serial << "\n"
+              << "next: on the candidate, `clade group join --state B --response " << a->out
+              << "`\n";
+    return absl::OkStatus();
   });
 }
 
@@ -337,19 +331,17 @@ void AddJoin(CLI::App& group, Dispatch& dispatch) {
       "each key against its certificate, and become a member. The new member can "
       "itself announce and admit further HSMs.");
   cmd->footer(kFlowHelp);
-  cmd->add_option("--state", a->state, "State directory of the candidate HSM")->required();
+  AddStateOption(*cmd, a->state, "State directory of the candidate HSM");
   cmd->add_option("--response", a->response, "Response file from the sponsor")->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(Bytes resp, ReadMessageFile(a->response));
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(hsm::Joined j, hsm::Join(*h, resp));
-      std::cout << "joined group\n"
-                << "name: " << j.group_name << "\n"
-                << "group id: " << j.group_id << "\n"
-                << "member id: " << j.member_id << "\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(Bytes resp, ReadMessageFile(a->response));
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    ASSIGN_OR_RETURN(hsm::Joined j, hsm::Join(*h, resp));
+    std::cout << "joined group\n"
+              << "name: " << j.group_name << "\n"
+              << "group id: " << j.group_id << "\n"
+              << "member id: " << j.member_id << "\n";
+    return absl::OkStatus();
   });
 }
 
@@ -364,28 +356,26 @@ void AddList(CLI::App& group, Dispatch& dispatch) {
       "List the groups this HSM belongs to: group id, name, this HSM's member id and role, how "
       "many members it enrolled, the OEM root it accepts, the group encryption key fingerprint "
       "(the same on every member) and its allow/deny policy.");
-  cmd->add_option("--state", a->state, "HSM state directory")->required();
+  AddStateOption(*cmd, a->state);
   cmd->add_flag("--json", a->json,
                 "Print a JSON array of objects with keys group_id, name, member_id, role, "
                 "children_enrolled, oem_root_fingerprint (null if none), "
                 "encryption_key_fingerprint, allow, deny");
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(std::vector<hsm::GroupSummary> groups, hsm::ListGroups(*h));
-      if (a->json) {
-        nlohmann::json arr = nlohmann::json::array();
-        for (const auto& g : groups) arr.push_back(SummaryJson(g));
-        std::cout << arr.dump(2) << "\n";
-        return absl::OkStatus();
-      }
-      if (groups.empty()) {
-        std::cout << "no groups (found one with `clade group create`, or join one)\n";
-        return absl::OkStatus();
-      }
-      for (const auto& g : groups) PrintSummary(g);
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    ASSIGN_OR_RETURN(std::vector<hsm::GroupSummary> groups, hsm::ListGroups(*h));
+    if (a->json) {
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& g : groups) arr.push_back(SummaryJson(g));
+      std::cout << arr.dump(2) << "\n";
       return absl::OkStatus();
-    };
+    }
+    if (groups.empty()) {
+      std::cout << "no groups (found one with `clade group create`, or join one)\n";
+      return absl::OkStatus();
+    }
+    for (const auto& g : groups) PrintSummary(g);
+    return absl::OkStatus();
   });
 }
 
@@ -404,43 +394,45 @@ void AddPolicy(CLI::App& group, Dispatch& dispatch) {
       "is this member's copy; members it enrolls afterwards receive it with the group. A deny "
       "also signs the group's next statement (see `clade group revoke`), so that every member "
       "that receives it refuses the serial too; --out writes that statement to a file.");
-  cmd->add_option("--state", a->state, "HSM state directory")->required();
-  cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
+  AddStateOption(*cmd, a->state);
+  AddGroupOption(*cmd, a->group);
   CLI::Option* allow = cmd->add_option("--allow", a->allow, "HSM serial to add to the allow list");
   CLI::Option* deny = cmd->add_option("--deny", a->deny, "HSM serial to add to the deny list");
   CLI::Option* show = cmd->add_flag("--show", a->show, "Print the allow and deny lists");
   cmd->add_option("--out", a->out, "With --deny: also write the new group statement here");
   allow->excludes(deny)->excludes(show);
   deny->excludes(show);
-  cmd->callback([&dispatch, a, allow, deny, show] {
-    if (allow->count() + deny->count() + show->count() != 1) {
-      throw CLI::ValidationError("policy", "give exactly one of --allow, --deny, --show");
-    }
-    if (allow->count() > 0) a->change = hsm::PolicyList::kAllow;
-    if (deny->count() > 0) a->change = hsm::PolicyList::kDeny;
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
-      if (a->change == hsm::PolicyList::kAllow) {
-        RETURN_IF_ERROR(hsm::AddToPolicy(*h, gid, hsm::PolicyList::kAllow, a->allow));
-        std::cout << "allowed " << a->allow << " in group " << gid << "\n";
-      } else if (a->change == hsm::PolicyList::kDeny) {
-        // The statement first: a member that may not sign one (it is revoked) changes nothing.
-        ASSIGN_OR_RETURN(hsm::IssuedStatement st, hsm::DenySerial(*h, gid, a->deny));
-        RETURN_IF_ERROR(hsm::AddToPolicy(*h, gid, hsm::PolicyList::kDeny, a->deny));
-        std::cout << "denied " << a->deny << " in group " << gid << " (group statement "
-                  << st.sequence << ")\n";
-        if (!a->out.empty()) {
-          RETURN_IF_ERROR(WriteFileAtomic(a->out, st.message));
-          std::cout << "wrote " << a->out << "\n";
+  OnRun(
+      *cmd, dispatch,
+      [a, allow, deny, show] {
+        if (allow->count() + deny->count() + show->count() != 1) {
+          throw CLI::ValidationError("policy", "give exactly one of --allow, --deny, --show");
         }
-      }
-      ASSIGN_OR_RETURN(hsm::GroupSummary g, FindSummary(*h, gid));
-      std::cout << "group " << g.group_id << " (" << g.name << ")\n";
-      PrintPolicy(g);
-      return absl::OkStatus();
-    };
-  });
+        if (allow->count() > 0) a->change = hsm::PolicyList::kAllow;
+        if (deny->count() > 0) a->change = hsm::PolicyList::kDeny;
+      },
+      [a]() -> absl::Status {
+        ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+        ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
+        if (a->change == hsm::PolicyList::kAllow) {
+          RETURN_IF_ERROR(hsm::AddToPolicy(*h, gid, hsm::PolicyList::kAllow, a->allow));
+          std::cout << "allowed " << a->allow << " in group " << gid << "\n";
+        } else if (a->change == hsm::PolicyList::kDeny) {
+          // The statement first: a member that may not sign one (it is revoked) changes nothing.
+          ASSIGN_OR_RETURN(hsm::IssuedStatement st, hsm::DenySerial(*h, gid, a->deny));
+          RETURN_IF_ERROR(hsm::AddToPolicy(*h, gid, hsm::PolicyList::kDeny, a->deny));
+          std::cout << "denied " << a->deny << " in group " << gid << " (group statement "
+                    << st.sequence << ")\n";
+          if (!a->out.empty()) {
+            RETURN_IF_ERROR(WriteFileAtomic(a->out, st.message));
+            std::cout << "wrote " << a->out << "\n";
+          }
+        }
+        ASSIGN_OR_RETURN(hsm::GroupSummary g, FindSummary(*h, gid));
+        std::cout << "group " << g.group_id << " (" << g.name << ")\n";
+        PrintPolicy(g);
+        return absl::OkStatus();
+      });
 }
 
 void AddTrustOem(CLI::App& group, Dispatch& dispatch) {
@@ -452,20 +444,18 @@ void AddTrustOem(CLI::App& group, Dispatch& dispatch) {
       "trust-oem",
       "Set (or replace) the OEM root certificate this member's copy of the group accepts job "
       "packages from. Members it enrolls afterwards receive it with the group.");
-  cmd->add_option("--state", a->state, "HSM state directory")->required();
-  cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
+  AddStateOption(*cmd, a->state);
+  AddGroupOption(*cmd, a->group);
   cmd->add_option("--oem-root", a->oem_root, "PEM file of the OEM root CA certificate")->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(crypto::Certificate oem, ReadCertFile(a->oem_root));
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
-      RETURN_IF_ERROR(hsm::TrustOem(*h, gid, oem));
-      std::cout << "group " << gid << " now accepts OEM root\n"
-                << "  subject: " << oem.Subject() << "\n"
-                << "  fingerprint: " << oem.Fingerprint() << "\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(crypto::Certificate oem, ReadCertFile(a->oem_root));
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
+    RETURN_IF_ERROR(hsm::TrustOem(*h, gid, oem));
+    std::cout << "group " << gid << " now accepts OEM root\n"
+              << "  subject: " << oem.Subject() << "\n"
+              << "  fingerprint: " << oem.Fingerprint() << "\n";
+    return absl::OkStatus();
   });
 }
 

@@ -59,7 +59,7 @@ void AddInit(CLI::App& hsm_cmd, Dispatch& dispatch) {
       "wrap key (P-256 ECDH) are generated inside and stored only sealed under the KEK; the "
       "supplier's issuing CA certifies them; the supplier root becomes the HSM's trust anchor. "
       "Refuses a directory that already holds an HSM.");
-  cmd->add_option("--state", a->state, "HSM state directory (created, mode 0700)")->required();
+  AddStateOption(*cmd, a->state, "HSM state directory (created, mode 0700)");
   cmd->add_option("--supplier", a->supplier_dir, "Supplier directory made by `clade supplier init`")
       ->required();
   cmd->add_option(
@@ -71,23 +71,21 @@ void AddInit(CLI::App& hsm_cmd, Dispatch& dispatch) {
       ->capture_default_str();
   cmd->add_option("--kek-file", a->kek_file,
                   "Key file path for --kek key-file (default STATE/kek.key)");
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(store::KekConfig kek, KekFromFlags(a->kek, a->kek_file));
-      ASSIGN_OR_RETURN(auto sup, supplier::Supplier::Load(a->supplier_dir));
-      std::string serial = a->serial;
-      if (serial.empty()) serial = "HSM-" + crypto::Hex(crypto::RandomBytes(4));
-      ASSIGN_OR_RETURN(auto h,
-                       hsm::Hsm::Init(a->state, kek, serial, [&sup](const hsm::IdentityRequest& r) {
-                         return sup.CertifyHsm(r);
-                       }));
-      hsm::HsmInfo info = h->Info();
-      std::cout << "new HSM " << info.serial << " in " << a->state << "\n";
-      PrintCert("identity certificate:", info.identity);
-      PrintCert("wrap certificate:", info.wrap);
-      std::cout << "KEK:                " << info.kek << "\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(store::KekConfig kek, KekFromFlags(a->kek, a->kek_file));
+    ASSIGN_OR_RETURN(auto sup, supplier::Supplier::Load(a->supplier_dir));
+    std::string serial = a->serial;
+    if (serial.empty()) serial = "HSM-" + crypto::Hex(crypto::RandomBytes(4));
+    ASSIGN_OR_RETURN(auto h,
+                     hsm::Hsm::Init(a->state, kek, serial, [&sup](const hsm::IdentityRequest& r) {
+                       return sup.CertifyHsm(r);
+                     }));
+    hsm::HsmInfo info = h->Info();
+    std::cout << "new HSM " << info.serial << " in " << a->state << "\n";
+    PrintCert("identity certificate:", info.identity);
+    PrintCert("wrap certificate:", info.wrap);
+    std::cout << "KEK:                " << info.kek << "\n";
+    return absl::OkStatus();
   });
 }
 
@@ -101,42 +99,40 @@ void AddInfo(CLI::App& hsm_cmd, Dispatch& dispatch) {
       "info",
       "Show an HSM: serial, identity and wrap certificates, trust anchor, KEK provider, "
       "groups");
-  cmd->add_option("--state", a->state, "HSM state directory")->required();
+  AddStateOption(*cmd, a->state);
   cmd->add_flag("--json", a->json, "Print JSON instead of text");
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      hsm::HsmInfo info = h->Info();
-      ASSIGN_OR_RETURN(auto groups, hsm::ListGroups(*h));
-      nlohmann::json group_json = nlohmann::json::array();
-      for (const auto& g : groups) {
-        info.groups.push_back(g.name + " (" + g.group_id + ") as member " + g.member_id);
-        group_json.push_back(
-            {{"group_id", g.group_id}, {"name", g.name}, {"member_id", g.member_id}});
-      }
-      if (a->json) {
-        nlohmann::json j = {{"serial", info.serial},
-                            {"identity", CertJson(info.identity)},
-                            {"wrap", CertJson(info.wrap)},
-                            {"supplier_root", CertJson(info.supplier_root)},
-                            {"kek", info.kek},
-                            {"created_at", FormatTime(info.created_at)},
-                            {"groups", group_json}};
-        std::cout << j.dump(2) << "\n";
-        return absl::OkStatus();
-      }
-      std::cout << "HSM serial:         " << info.serial << "\n"
-                << "created:            " << FormatTime(info.created_at) << "\n";
-      PrintCert("identity certificate:", info.identity);
-      PrintCert("wrap certificate:", info.wrap);
-      PrintCert("trust anchor (supplier root):", info.supplier_root);
-      std::cout << "KEK:                " << info.kek << "\n"
-                << "groups:             "
-                << (info.groups.empty() ? std::string("none") : std::to_string(info.groups.size()))
-                << "\n";
-      for (const auto& g : info.groups) std::cout << "  " << g << "\n";
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    hsm::HsmInfo info = h->Info();
+    ASSIGN_OR_RETURN(auto groups, hsm::ListGroups(*h));
+    nlohmann::json group_json = nlohmann::json::array();
+    for (const auto& g : groups) {
+      info.groups.push_back(g.name + " (" + g.group_id + ") as member " + g.member_id);
+      group_json.push_back(
+          {{"group_id", g.group_id}, {"name", g.name}, {"member_id", g.member_id}});
+    }
+    if (a->json) {
+      nlohmann::json j = {{"serial", info.serial},
+                          {"identity", CertJson(info.identity)},
+                          {"wrap", CertJson(info.wrap)},
+                          {"supplier_root", CertJson(info.supplier_root)},
+                          {"kek", info.kek},
+                          {"created_at", FormatTime(info.created_at)},
+                          {"groups", group_json}};
+      std::cout << j.dump(2) << "\n";
       return absl::OkStatus();
-    };
+    }
+    std::cout << "HSM serial:         " << info.serial << "\n"
+              << "created:            " << FormatTime(info.created_at) << "\n";
+    PrintCert("identity certificate:", info.identity);
+    PrintCert("wrap certificate:", info.wrap);
+    PrintCert("trust anchor (supplier root):", info.supplier_root);
+    std::cout << "KEK:                " << info.kek << "\n"
+              << "groups:             "
+              << (info.groups.empty() ? std::string("none") : std::to_string(info.groups.size()))
+              << "\n";
+    for (const auto& g : info.groups) std::cout << "  " << g << "\n";
+    return absl::OkStatus();
   });
 }
 
@@ -149,15 +145,13 @@ void AddExportIdentity(CLI::App& hsm_cmd, Dispatch& dispatch) {
       "export-identity",
       "Write OUT/identity-chain.pem (identity certificate, supplier issuing CA) and OUT/wrap.crt "
       "(PEM): what a peer needs to check that this HSM is genuine");
-  cmd->add_option("--state", a->state, "HSM state directory")->required();
+  AddStateOption(*cmd, a->state);
   cmd->add_option("--out", a->out, "Output directory (created if missing)")->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      RETURN_IF_ERROR(h->ExportIdentity(a->out));
-      std::cout << a->out << "/identity-chain.pem\n" << a->out << "/wrap.crt\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    RETURN_IF_ERROR(h->ExportIdentity(a->out));
+    std::cout << a->out << "/identity-chain.pem\n" << a->out << "/wrap.crt\n";
+    return absl::OkStatus();
   });
 }
 

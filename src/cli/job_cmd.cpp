@@ -5,7 +5,7 @@
 #include "base/clock.h"
 #include "base/files.h"
 #include "cli/commands.h"
-#include "cli/statement_file.h"
+#include "cli/offline_trust.h"
 #include "crypto/digest.h"
 #include "hsm/group.h"
 #include "hsm/job.h"
@@ -33,18 +33,16 @@ void AddImport(CLI::App& job, Dispatch& dispatch) {
       "Import an OEM job package on a member of its target group: checks the OEM signature "
       "against the OEM root the group trusts, the group id, the expiry, the device CA chain and "
       "that the CA key is wrapped for the group. The secrets stay wrapped at rest.");
-  cmd->add_option("--state", a->state, "HSM state directory")->required();
+  AddStateOption(*cmd, a->state);
   cmd->add_option("--package", a->package, "Job package file from `clade oem package`")->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(auto bytes, ReadFileBytes(a->package, hsm::kMaxJobPackage));
-      ASSIGN_OR_RETURN(auto job, hsm::ImportJob(*h, bytes));
-      std::cout << "imported job " << job.job_id << " for group " << job.group_id << "\n"
-                << "product: " << job.product << ", device key mode: " << job.key_mode << "\n"
-                << "device CA: " << job.device_ca_subject << "\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    ASSIGN_OR_RETURN(auto bytes, ReadFileBytes(a->package, hsm::kMaxJobPackage));
+    ASSIGN_OR_RETURN(auto job, hsm::ImportJob(*h, bytes));
+    std::cout << "imported job " << job.job_id << " for group " << job.group_id << "\n"
+              << "product: " << job.product << ", device key mode: " << job.key_mode << "\n"
+              << "device CA: " << job.device_ca_subject << "\n";
+    return absl::OkStatus();
   });
 }
 
@@ -56,41 +54,39 @@ void AddList(CLI::App& job, Dispatch& dispatch) {
   auto a = std::make_shared<Args>();
   CLI::App* cmd = job.add_subcommand(
       "list", "List the jobs imported on this HSM, for every group it is in or for one");
-  cmd->add_option("--state", a->state, "HSM state directory")->required();
+  AddStateOption(*cmd, a->state);
   cmd->add_option("--group", a->group, "Only this group's jobs: full id, unique id prefix, name");
   cmd->add_flag("--json", a->json, "Print JSON");
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      std::string gid;
-      if (!a->group.empty()) {
-        ASSIGN_OR_RETURN(gid, hsm::ResolveGroup(*h, a->group));
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    std::string gid;
+    if (!a->group.empty()) {
+      ASSIGN_OR_RETURN(gid, hsm::ResolveGroup(*h, a->group));
+    }
+    ASSIGN_OR_RETURN(auto jobs, hsm::ListJobs(*h, gid));
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& j : jobs) {
+      if (a->json) {
+        out.push_back({{"job_id", j.job_id},
+                       {"group_id", j.group_id},
+                       {"product", j.product},
+                       {"key_mode", j.key_mode},
+                       {"device_ca", j.device_ca_subject},
+                       {"expires_at", j.expires_at ? FormatTime(j.expires_at) : "none"},
+                       {"devices_provisioned", j.devices_provisioned},
+                       {"firmware", j.has_firmware},
+                       {"config", j.has_config}});
+      } else {
+        std::cout << "job " << j.job_id << "\n  group: " << j.group_id
+                  << "\n  product: " << j.product << "\n  key mode: " << j.key_mode
+                  << "\n  device CA: " << j.device_ca_subject
+                  << "\n  expires: " << (j.expires_at ? FormatTime(j.expires_at) : "never")
+                  << "\n  devices provisioned here: " << j.devices_provisioned << "\n";
       }
-      ASSIGN_OR_RETURN(auto jobs, hsm::ListJobs(*h, gid));
-      nlohmann::json out = nlohmann::json::array();
-      for (const auto& j : jobs) {
-        if (a->json) {
-          out.push_back({{"job_id", j.job_id},
-                         {"group_id", j.group_id},
-                         {"product", j.product},
-                         {"key_mode", j.key_mode},
-                         {"device_ca", j.device_ca_subject},
-                         {"expires_at", j.expires_at ? FormatTime(j.expires_at) : "none"},
-                         {"devices_provisioned", j.devices_provisioned},
-                         {"firmware", j.has_firmware},
-                         {"config", j.has_config}});
-        } else {
-          std::cout << "job " << j.job_id << "\n  group: " << j.group_id
-                    << "\n  product: " << j.product << "\n  key mode: " << j.key_mode
-                    << "\n  device CA: " << j.device_ca_subject
-                    << "\n  expires: " << (j.expires_at ? FormatTime(j.expires_at) : "never")
-                    << "\n  devices provisioned here: " << j.devices_provisioned << "\n";
-        }
-      }
-      if (a->json) std::cout << out.dump(2) << "\n";
-      if (!a->json && jobs.empty()) std::cout << "no jobs\n";
-      return absl::OkStatus();
-    };
+    }
+    if (a->json) std::cout << out.dump(2) << "\n";
+    if (!a->json && jobs.empty()) std::cout << "no jobs\n";
+    return absl::OkStatus();
   });
 }
 
@@ -107,7 +103,7 @@ void AddProvision(CLI::App& app, Dispatch& dispatch) {
       "transport key) or device-key.pem (only if the profile allows plain keys), firmware.bin "
       "and config.bin when the job has them, and record.msg, the member's signed record. A uid "
       "already provisioned for the job is refused unless --reissue.");
-  cmd->add_option("--state", a->state, "HSM state directory")->required();
+  AddStateOption(*cmd, a->state);
   cmd->add_option("--job", a->job, "Job id")->required();
   cmd->add_option("--group", a->group,
                   "The job's group, when this HSM holds jobs of that id for several groups");
@@ -126,56 +122,60 @@ void AddProvision(CLI::App& app, Dispatch& dispatch) {
   cmd->add_option("--out", a->out, "Output directory")->required();
   pk->excludes(csr)->excludes(gen);
   csr->excludes(gen);
-  cmd->callback([&dispatch, a] {
-    if (a->public_key.empty() && a->csr.empty() && !a->generate) {
-      throw CLI::ValidationError("provision", "give one of --public-key, --csr or --generate-key");
-    }
-    if (!a->transport_key.empty() && !a->generate) {
-      throw CLI::ValidationError("provision", "--transport-key goes with --generate-key");
-    }
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      hsm::DeviceRequest req;
-      req.uid = a->uid;
-      req.reissue = a->reissue;
-      if (!a->public_key.empty()) {
-        ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->public_key, crypto::kMaxKeyEncoding));
-        ASSIGN_OR_RETURN(req.device_key, crypto::PublicKey::FromPem(pem));
-      }
-      if (!a->csr.empty()) {
-        ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->csr, 64 * 1024));
-        ASSIGN_OR_RETURN(req.device_key, crypto::VerifiedCsrKey(pem));
-      }
-      if (!a->transport_key.empty()) {
-        ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->transport_key, crypto::kMaxChainPem));
-        if (pem.find("BEGIN CERTIFICATE") != std::string::npos) {
-          ASSIGN_OR_RETURN(req.transport_cert, crypto::Certificate::FromPem(pem));
-        } else {
-          ASSIGN_OR_RETURN(req.transport_key, crypto::PublicKey::FromPem(pem));
+  OnRun(
+      *cmd, dispatch,
+      [a] {
+        if (a->public_key.empty() && a->csr.empty() && !a->generate) {
+          throw CLI::ValidationError("provision",
+                                     "give one of --public-key, --csr or --generate-key");
         }
-      }
-      ASSIGN_OR_RETURN(std::string gid, JobGroup(*h, a->group, a->job));
-      ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*h, gid, a->job));
-      ASSIGN_OR_RETURN(auto data, p->Provision(req));
-      const std::string& d = a->out;
-      ASSIGN_OR_RETURN(crypto::Certificate device_cert, data.DeviceCertificate());
-      RETURN_IF_ERROR(line::ProvisioningBundle::From(data).Write(d, line::BundleWrite::kDurable));
-      std::cout << "device " << a->uid << " provisioned by member " << p->member_id() << "\n"
-                << "certificate serial: " << data.cert_serial << "\n"
-                << "subject: " << device_cert.Subject() << "\n"
-                << "written to " << d << "\n";
-      if (!data.plain_key.empty()) {
-        std::cout << "warning: the device key was written in clear (" << d
-                  << "/device-key.pem), as the job's profile allows; this is logged\n";
-      }
-      return absl::OkStatus();
-    };
-  });
+        if (!a->transport_key.empty() && !a->generate) {
+          throw CLI::ValidationError("provision", "--transport-key goes with --generate-key");
+        }
+      },
+      [a]() -> absl::Status {
+        ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+        hsm::DeviceRequest req;
+        req.uid = a->uid;
+        req.reissue = a->reissue;
+        if (!a->public_key.empty()) {
+          ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->public_key, crypto::kMaxKeyEncoding));
+          ASSIGN_OR_RETURN(req.device_key, crypto::PublicKey::FromPem(pem));
+        }
+        if (!a->csr.empty()) {
+          ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->csr, 64 * 1024));
+          ASSIGN_OR_RETURN(req.device_key, crypto::VerifiedCsrKey(pem));
+        }
+        if (!a->transport_key.empty()) {
+          ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->transport_key, crypto::kMaxChainPem));
+          if (pem.find("BEGIN CERTIFICATE") != std::string::npos) {
+            ASSIGN_OR_RETURN(req.transport_cert, crypto::Certificate::FromPem(pem));
+          } else {
+            ASSIGN_OR_RETURN(req.transport_key, crypto::PublicKey::FromPem(pem));
+          }
+        }
+        ASSIGN_OR_RETURN(std::string gid, JobGroup(*h, a->group, a->job));
+        ASSIGN_OR_RETURN(auto p, hsm::Provisioner::Create(*h, gid, a->job));
+        ASSIGN_OR_RETURN(auto data, p->Provision(req));
+        const std::string& d = a->out;
+        ASSIGN_OR_RETURN(crypto::Certificate device_cert, data.DeviceCertificate());
+        RETURN_IF_ERROR(line::ProvisioningBundle::From(data).Write(d, line::BundleWrite::kDurable));
+        std::cout << "device " << a->uid << " provisioned by member " << p->member_id() << "\n"
+                  << "certificate serial: " << data.cert_serial << "\n"
+                  << "subject: " << device_cert.Subject() << "\n"
+                  << "written to " << d << "\n";
+        if (!data.plain_key.empty()) {
+          std::cout << "warning: the device key was written in clear (" << d
+                    << "/device-key.pem), as the job's profile allows; this is logged\n";
+        }
+        return absl::OkStatus();
+      });
 }
 
 void AddRecordVerify(CLI::App& app, Dispatch& dispatch) {
   struct Args {
-    std::string file, group_export, statement;
+    std::string file;
+    OfflineTrustFlags trust;
   };
   auto a = std::make_shared<Args>();
   CLI::App* record = app.add_subcommand(
@@ -186,31 +186,23 @@ void AddRecordVerify(CLI::App& app, Dispatch& dispatch) {
       "Check a record.msg against a group: signed by a member certificate of that group (up to "
       "the supplier root), naming the member id that certificate carries. Prints the record.");
   cmd->add_option("file", a->file, "record.msg written by `clade provision`")->required();
-  cmd->add_option("--group-export", a->group_export,
-                  "Directory written by `clade group export` (group-ca-chain.pem, "
-                  "supplier-root.crt)")
-      ->required();
-  cmd->add_option("--statement", a->statement, kStatementFlagHelp);
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto group, hsm::GroupExportDir::Open(a->group_export));
-      const auto& chain = group.group_ca_chain();
-      const auto& root = group.supplier_root();
-      ASSIGN_OR_RETURN(auto bytes, ReadFileBytes(a->file, wire::kMaxMessageSize));
-      ASSIGN_OR_RETURN(auto rec, hsm::VerifyProvisioningRecord(bytes, chain, root));
-      ASSIGN_OR_RETURN(auto statement, ReadStatementFile(a->statement, chain, root));
-      if (statement) {
-        RETURN_IF_ERROR(hsm::CheckActBeforeRevocation(*statement, rec.member_id, rec.provisioned_at,
-                                                      "provisioning record"));
-      }
-      std::cout << "record verified: signed by member " << rec.member_id << " of group "
-                << rec.group_id << "\n"
-                << "job: " << rec.job_id << "\ndevice uid: " << rec.device_uid
-                << "\ncertificate serial: " << rec.cert_serial
-                << "\ncertificate sha256: " << crypto::Hex(rec.cert_sha256)
-                << "\nkey mode: " << rec.key_mode << "\n";
-      return absl::OkStatus();
-    };
+  AddOfflineTrustOptions(*cmd, a->trust);
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(OfflineTrust trust, LoadOfflineTrust(a->trust));
+    ASSIGN_OR_RETURN(auto bytes, ReadFileBytes(a->file, wire::kMaxMessageSize));
+    ASSIGN_OR_RETURN(auto rec, hsm::VerifyProvisioningRecord(bytes, trust.group_ca_chain(),
+                                                             trust.supplier_root()));
+    if (trust.statement) {
+      RETURN_IF_ERROR(hsm::CheckActBeforeRevocation(*trust.statement, rec.member_id,
+                                                    rec.provisioned_at, "provisioning record"));
+    }
+    std::cout << "record verified: signed by member " << rec.member_id << " of group "
+              << rec.group_id << "\n"
+              << "job: " << rec.job_id << "\ndevice uid: " << rec.device_uid
+              << "\ncertificate serial: " << rec.cert_serial
+              << "\ncertificate sha256: " << crypto::Hex(rec.cert_sha256)
+              << "\nkey mode: " << rec.key_mode << "\n";
+    return absl::OkStatus();
   });
 }
 

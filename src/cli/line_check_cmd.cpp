@@ -10,7 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "base/files.h"
 #include "cli/commands.h"
-#include "cli/statement_file.h"
+#include "cli/offline_trust.h"
 #include "crypto/x509.h"
 #include "hsm/audit.h"
 #include "hsm/group.h"
@@ -111,41 +111,35 @@ void AddStatus(CLI::App& line, Dispatch& dispatch) {
   cmd->add_option("--db", a->db, "The line database (TRAY/line.db unless `line run --db` said)")
       ->required();
   cmd->add_option("--job", a->job, "Only this job (default: every job in the database)");
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto db, line::DeviceDb::OpenExisting(a->db));
-      std::vector<std::string> jobs;
-      if (!a->job.empty()) {
-        jobs.push_back(a->job);
-      } else {
-        ASSIGN_OR_RETURN(jobs, db->Jobs());
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto db, line::DeviceDb::OpenExisting(a->db));
+    std::vector<std::string> jobs;
+    if (!a->job.empty()) {
+      jobs.push_back(a->job);
+    } else {
+      ASSIGN_OR_RETURN(jobs, db->Jobs());
+    }
+    std::cout << "line database " << a->db << "\n";
+    if (jobs.empty()) std::cout << "no devices yet\n";
+    for (const std::string& job : jobs) {
+      ASSIGN_OR_RETURN(auto devices, db->Devices(job));
+      if (devices.empty()) {
+        return absl::NotFoundError("no devices of job " + job + " in " + a->db);
       }
-      std::cout << "line database " << a->db << "\n";
-      if (jobs.empty()) std::cout << "no devices yet\n";
-      for (const std::string& job : jobs) {
-        ASSIGN_OR_RETURN(auto devices, db->Devices(job));
-        if (devices.empty()) {
-          return absl::NotFoundError("no devices of job " + job + " in " + a->db);
-        }
-        RETURN_IF_ERROR(PrintJobStatus(*db, job));
-      }
-      return absl::OkStatus();
-    };
+      RETURN_IF_ERROR(PrintJobStatus(*db, job));
+    }
+    return absl::OkStatus();
   });
 }
 
 absl::StatusOr<std::vector<hsm::AuditReport>> VerifyAudits(const std::vector<std::string>& files,
-                                                           const std::string& group_dir,
-                                                           const std::string& statement_file) {
-  ASSIGN_OR_RETURN(auto group, hsm::GroupExportDir::Open(group_dir));
-  const auto* chain = &group.group_ca_chain();
-  const auto* root = &group.supplier_root();
-  ASSIGN_OR_RETURN(auto statement, ReadStatementFile(statement_file, *chain, *root));
+                                                           const OfflineTrustFlags& flags) {
+  ASSIGN_OR_RETURN(OfflineTrust trust, LoadOfflineTrust(flags));
   std::vector<hsm::AuditReport> reports;
   for (const std::string& file : files) {
     ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(file, hsm::kMaxAuditExport));
-    auto report =
-        hsm::VerifyAuditExport(bytes, *chain, *root, 0, statement ? &*statement : nullptr);
+    auto report = hsm::VerifyAuditExport(bytes, trust.group_ca_chain(), trust.supplier_root(), 0,
+                                         trust.statement_or_null());
     if (!report.ok()) return Annotate(report.status(), file);
     std::cout << "audit of HSM " << report->hsm_serial << " (member " << report->member_id
               << "): " << report->entries << " entries, chain intact\n";
@@ -156,7 +150,8 @@ absl::StatusOr<std::vector<hsm::AuditReport>> VerifyAudits(const std::vector<std
 
 void AddReconcile(CLI::App& line, Dispatch& dispatch) {
   struct Args {
-    std::string db, job, group_dir, statement;
+    std::string db, job;
+    OfflineTrustFlags trust;
     std::vector<std::string> audits;
   };
   auto a = std::make_shared<Args>();
@@ -175,54 +170,48 @@ void AddReconcile(CLI::App& line, Dispatch& dispatch) {
   cmd->add_option("--db", a->db, "The line database (TRAY/line.db unless `line run --db` said)")
       ->required();
   cmd->add_option("--job", a->job, "The job to reconcile")->required();
-  cmd->add_option("--group-export", a->group_dir,
-                  "Directory written by `clade group export`: group-ca-chain.pem and "
-                  "supplier-root.crt are read")
-      ->required();
   cmd->add_option("AUDIT_EXPORT", a->audits,
                   "Audit export files (`clade audit export`), one per member")
       ->required();
-  cmd->add_option("--statement", a->statement, kStatementFlagHelp);
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto db, line::DeviceDb::OpenExisting(a->db));
-      ASSIGN_OR_RETURN(auto audits, VerifyAudits(a->audits, a->group_dir, a->statement));
-      ASSIGN_OR_RETURN(line::ReconcileReport r, line::Reconcile(*db, a->job, audits));
-      if (r.done + r.failed + r.pending == 0 && r.issued == 0) {
-        return absl::NotFoundError("no devices of job " + a->job + " in " + a->db +
-                                   " and no certificate issued for it in the audits");
-      }
-      size_t delivered = 0;
-      for (const auto& [member, n] : r.delivered_by_member) delivered += n;
-      std::string summary = absl::StrCat(r.done, " devices done");
-      if (r.failed > 0) absl::StrAppend(&summary, ", ", r.failed, " failed");
-      if (r.pending > 0) absl::StrAppend(&summary, ", ", r.pending, " pending");
-      absl::StrAppend(&summary, "; ", delivered, " certificates delivered");
-      if (delivered > 0) absl::StrAppend(&summary, ": ", ByMember(r.delivered_by_member));
-      absl::StrAppend(&summary, "; ", r.undelivered, " issued but never delivered");
-      if (r.undelivered > 0 && r.undelivered_explained == r.undelivered) {
-        absl::StrAppend(&summary, ", each explained by an attempt of this line");
-      } else if (r.undelivered > 0) {
-        absl::StrAppend(&summary, ", ", r.undelivered_explained,
-                        " of them explained by an attempt of this line");
-      }
-      absl::StrAppend(&summary, "; ", r.problems.size(),
-                      r.problems.size() == 1 ? " problem" : " problems");
-      std::cout << summary << "\n";
-      for (const std::string& e : r.explanations) std::cout << "  " << e << "\n";
-      if (!r.ok()) {
-        for (const std::string& p : r.problems) std::cout << "PROBLEM " << p << "\n";
-        constexpr size_t kNamed = 10;  // in the error; stdout has them all
-        std::vector<std::string> named(
-            r.problems.begin(),
-            r.problems.begin() + static_cast<std::ptrdiff_t>(std::min(r.problems.size(), kNamed)));
-        return absl::FailedPreconditionError(
-            absl::StrCat("job ", a->job, " does not reconcile, ", r.problems.size(), " problem",
-                         r.problems.size() == 1 ? "" : "s", ": ", absl::StrJoin(named, "; "),
-                         r.problems.size() > kNamed ? "; …" : ""));
-      }
-      return absl::OkStatus();
-    };
+  AddOfflineTrustOptions(*cmd, a->trust);
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto db, line::DeviceDb::OpenExisting(a->db));
+    ASSIGN_OR_RETURN(auto audits, VerifyAudits(a->audits, a->trust));
+    ASSIGN_OR_RETURN(line::ReconcileReport r, line::Reconcile(*db, a->job, audits));
+    if (r.done + r.failed + r.pending == 0 && r.issued == 0) {
+      return absl::NotFoundError("no devices of job " + a->job + " in " + a->db +
+                                 " and no certificate issued for it in the audits");
+    }
+    size_t delivered = 0;
+    for (const auto& [member, n] : r.delivered_by_member) delivered += n;
+    std::string summary = absl::StrCat(r.done, " devices done");
+    if (r.failed > 0) absl::StrAppend(&summary, ", ", r.failed, " failed");
+    if (r.pending > 0) absl::StrAppend(&summary, ", ", r.pending, " pending");
+    absl::StrAppend(&summary, "; ", delivered, " certificates delivered");
+    if (delivered > 0) absl::StrAppend(&summary, ": ", ByMember(r.delivered_by_member));
+    absl::StrAppend(&summary, "; ", r.undelivered, " issued but never delivered");
+    if (r.undelivered > 0 && r.undelivered_explained == r.undelivered) {
+      absl::StrAppend(&summary, ", each explained by an attempt of this line");
+    } else if (r.undelivered > 0) {
+      absl::StrAppend(&summary, ", ", r.undelivered_explained,
+                      " of them explained by an attempt of this line");
+    }
+    absl::StrAppend(&summary, "; ", r.problems.size(),
+                    r.problems.size() == 1 ? " problem" : " problems");
+    std::cout << summary << "\n";
+    for (const std::string& e : r.explanations) std::cout << "  " << e << "\n";
+    if (!r.ok()) {
+      for (const std::string& p : r.problems) std::cout << "PROBLEM " << p << "\n";
+      constexpr size_t kNamed = 10;  // in the error; stdout has them all
+      std::vector<std::string> named(
+          r.problems.begin(),
+          r.problems.begin() + static_cast<std::ptrdiff_t>(std::min(r.problems.size(), kNamed)));
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", a->job, " does not reconcile, ", r.problems.size(), " problem",
+                       r.problems.size() == 1 ? "" : "s", ": ", absl::StrJoin(named, "; "),
+                       r.problems.size() > kNamed ? "; …" : ""));
+    }
+    return absl::OkStatus();
   });
 }
 

@@ -27,9 +27,9 @@ constexpr char kRunHelp[] =
     "  Every device is recorded in the line database (SQLite, default TRAY/line.db) before it is "
     "sent and after its chip is programmed; a rerun with the same database skips done chips.\n"
     "  The job package is fetched from a member holding the job, kept as TRAY/jobs/<job>.package "
-    "(beside --db without a tray; for `clade device verify --job`), and imported on members that "
-    "lack it. Fetched or kept, it "
-    "is checked as `clade job import` checks it: signed by the OEM root (--oem-root, default "
+    "(beside --db without a tray; for `clade device verify --job`, given the same --db then), "
+    "and imported on members that lack it. Fetched or kept, it is checked as `clade job import` "
+    "checks it: signed by the OEM root (--oem-root, default "
     "CLIENT/oem-root.crt), for the group of the line's client certificate, not expired.\n"
     "  Nothing a member says is believed unchecked: each member must show a member certificate "
     "of the group for the key of its TLS certificate, and each answer must carry a device "
@@ -96,56 +96,54 @@ void AddRun(CLI::App& line, Dispatch& dispatch) {
                   "Seconds to keep probing when no member answers, before stopping with the rest "
                   "not provisioned (default 60)")
       ->check(CLI::Range(0, 86400));
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      line::LineOptions o;
-      o.job_id = a->job;
-      size_t start = 0;
-      while (start <= a->hsm.size()) {
-        size_t comma = a->hsm.find(',', start);
-        if (comma == std::string::npos) comma = a->hsm.size();
-        o.members.push_back(a->hsm.substr(start, comma - start));
-        start = comma + 1;
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    line::LineOptions o;
+    o.job_id = a->job;
+    size_t start = 0;
+    while (start <= a->hsm.size()) {
+      size_t comma = a->hsm.find(',', start);
+      if (comma == std::string::npos) comma = a->hsm.size();
+      o.members.push_back(a->hsm.substr(start, comma - start));
+      start = comma + 1;
+    }
+    ASSIGN_OR_RETURN(o.credentials, ReadClientDirectory(a->client));
+    std::optional<std::string> oem_pem;
+    if (!a->oem_root.empty()) {
+      ASSIGN_OR_RETURN(oem_pem, ReadFileString(a->oem_root, crypto::kMaxChainPem));
+    } else {
+      ASSIGN_OR_RETURN(oem_pem, ReadClientOemRoot(a->client));
+    }
+    if (oem_pem) {
+      auto root = crypto::Certificate::FromPem(*oem_pem);
+      if (!root.ok()) {
+        return Annotate(root.status(),
+                        a->oem_root.empty() ? a->client + "/" + kClientOemRootFile : a->oem_root);
       }
-      ASSIGN_OR_RETURN(o.credentials, ReadClientDirectory(a->client));
-      std::optional<std::string> oem_pem;
-      if (!a->oem_root.empty()) {
-        ASSIGN_OR_RETURN(oem_pem, ReadFileString(a->oem_root, crypto::kMaxChainPem));
-      } else {
-        ASSIGN_OR_RETURN(oem_pem, ReadClientOemRoot(a->client));
-      }
-      if (oem_pem) {
-        auto root = crypto::Certificate::FromPem(*oem_pem);
-        if (!root.ok()) {
-          return Annotate(root.status(),
-                          a->oem_root.empty() ? a->client + "/" + kClientOemRootFile : a->oem_root);
-        }
-        o.oem_root = *std::move(root);
-      }
-      o.tray_dir = a->tray;
-      o.chips = a->chips;
-      o.devices = a->devices;
-      o.db_path = a->db;
-      o.programmer = a->programmer;
-      o.parallel = a->parallel;
-      o.programmer_timeout_seconds = a->programmer_timeout;
-      o.answer_timeout_seconds = a->answer_timeout;
-      o.give_up_seconds = a->give_up;
-      ProgressMode mode = a->progress == "bar"     ? ProgressMode::kBar
-                          : a->progress == "plain" ? ProgressMode::kPlain
-                          : a->progress == "none"  ? ProgressMode::kNone
-                                                   : ProgressMode::kAuto;
-      LineReport report(mode, std::cout, std::cerr);
-      o.observer = &report;
-      ASSIGN_OR_RETURN(line::LineSummary sum, line::RunLine(o));
-      PrintSummary(sum, std::cout);
-      if (sum.failed > 0 || sum.pending > 0) {
-        return absl::AbortedError(std::to_string(sum.failed) + " chips failed and " +
-                                  std::to_string(sum.pending) +
-                                  " were not provisioned (see the summary; a rerun resumes)");
-      }
-      return absl::OkStatus();
-    };
+      o.oem_root = *std::move(root);
+    }
+    o.tray_dir = a->tray;
+    o.chips = a->chips;
+    o.devices = a->devices;
+    o.db_path = a->db;
+    o.programmer = a->programmer;
+    o.parallel = a->parallel;
+    o.programmer_timeout_seconds = a->programmer_timeout;
+    o.answer_timeout_seconds = a->answer_timeout;
+    o.give_up_seconds = a->give_up;
+    ProgressMode mode = a->progress == "bar"     ? ProgressMode::kBar
+                        : a->progress == "plain" ? ProgressMode::kPlain
+                        : a->progress == "none"  ? ProgressMode::kNone
+                                                 : ProgressMode::kAuto;
+    LineReport report(mode, std::cout, std::cerr);
+    o.observer = &report;
+    ASSIGN_OR_RETURN(line::LineSummary sum, line::RunLine(o));
+    PrintSummary(sum, std::cout);
+    if (sum.failed > 0 || sum.pending > 0) {
+      return absl::AbortedError(std::to_string(sum.failed) + " chips failed and " +
+                                std::to_string(sum.pending) +
+                                " were not provisioned (see the summary; a rerun resumes)");
+    }
+    return absl::OkStatus();
   });
 }
 

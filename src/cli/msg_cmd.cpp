@@ -161,29 +161,27 @@ void AddShow(CLI::App& msg_cmd, Dispatch& dispatch) {
       "message does that (`clade group request`, `admit`, `join`, `job import`, `record verify`, "
       "`group accept-statement`).");
   cmd->add_option("FILE", a->file, "Message file")->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      // Job packages, with their firmware, are the largest message files.
-      ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(a->file, hsm::kMaxJobPackage));
-      auto env = wire::OpenAnyMessage(bytes, hsm::kMaxJobPackage);
-      if (!env.ok()) return Annotate(env.status(), a->file);
-      nlohmann::ordered_json chain = nlohmann::ordered_json::array();
-      for (const auto& c : env->signer_chain) chain.push_back(c.Subject());
-      nlohmann::ordered_json out = {{"type", env->type}, {"signature", "valid"}};
-      const crypto::Certificate& leaf = env->signer_chain.front();
-      out["signer"] = {{"subject", leaf.Subject()}, {"fingerprint", leaf.Fingerprint()}};
-      out["signer_chain"] = chain;
-      if (NewKnownMessage(env->type) == nullptr) {
-        // Not a type this command knows: its size only.
-        out["payload_bytes"] = env->payload.size();
-      } else {
-        auto payload = PayloadJson(*env);
-        if (!payload.ok()) return Annotate(payload.status(), a->file);
-        out["payload"] = *payload;
-      }
-      std::cout << out.dump(2) << "\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    // Job packages, with their firmware, are the largest message files.
+    ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(a->file, hsm::kMaxJobPackage));
+    auto env = wire::OpenAnyMessage(bytes, hsm::kMaxJobPackage);
+    if (!env.ok()) return Annotate(env.status(), a->file);
+    nlohmann::ordered_json chain = nlohmann::ordered_json::array();
+    for (const auto& c : env->signer_chain) chain.push_back(c.Subject());
+    nlohmann::ordered_json out = {{"type", env->type}, {"signature", "valid"}};
+    const crypto::Certificate& leaf = env->signer_chain.front();
+    out["signer"] = {{"subject", leaf.Subject()}, {"fingerprint", leaf.Fingerprint()}};
+    out["signer_chain"] = chain;
+    if (NewKnownMessage(env->type) == nullptr) {
+      // Not a type this command knows: its size only.
+      out["payload_bytes"] = env->payload.size();
+    } else {
+      auto payload = PayloadJson(*env);
+      if (!payload.ok()) return Annotate(payload.status(), a->file);
+      out["payload"] = *payload;
+    }
+    std::cout << out.dump(2) << "\n";
+    return absl::OkStatus();
   });
 }
 

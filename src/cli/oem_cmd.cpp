@@ -35,17 +35,15 @@ void AddInit(CLI::App& oem, Dispatch& dispatch) {
       "these keys in the OEM's own HSM is outside Clade.)");
   cmd->add_option("--dir", a->dir, "Directory for the OEM's CA files")->required();
   cmd->add_option("--name", a->name, "OEM name, put in the certificates' O")->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto o, oem::Oem::Init(a->dir, a->name));
-      std::cout << "OEM root CA:          " << a->dir << "/root.crt\n"
-                << "  fingerprint:        " << o.root().Fingerprint() << "\n"
-                << "device-issuing CA:    " << a->dir << "/issuing.crt\n"
-                << "keys (mode 0600):     " << a->dir << "/root.key, " << a->dir << "/issuing.key\n"
-                << "next: give root.crt to the group (`clade group create --oem-root` or "
-                   "`clade group trust-oem`)\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto o, oem::Oem::Init(a->dir, a->name));
+    std::cout << "OEM root CA:          " << a->dir << "/root.crt\n"
+              << "  fingerprint:        " << o.root().Fingerprint() << "\n"
+              << "device-issuing CA:    " << a->dir << "/issuing.crt\n"
+              << "keys (mode 0600):     " << a->dir << "/root.key, " << a->dir << "/issuing.key\n"
+              << "next: give root.crt to the group (`clade group create --oem-root` or "
+                 "`clade group trust-oem`)\n";
+    return absl::OkStatus();
   });
 }
 
@@ -80,39 +78,37 @@ void AddPackage(CLI::App& oem, Dispatch& dispatch) {
                   "group export; the export's supplier-root.crt must equal it")
       ->required();
   cmd->add_option("--out", a->out, "Package file to write")->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto o, oem::Oem::Load(a->dir));
-      oem::PackageOptions opts;
-      opts.job_id = a->job;
-      opts.group_export_dir = a->group_export;
-      ASSIGN_OR_RETURN(opts.profile_json, ReadFileString(a->profile, hsm::kMaxProfileJson));
-      if (!a->firmware.empty()) {
-        ASSIGN_OR_RETURN(opts.firmware, ReadFileBytes(a->firmware, hsm::kMaxJobPackage / 2));
-      }
-      if (!a->config.empty()) {
-        ASSIGN_OR_RETURN(opts.config, ReadFileBytes(a->config, 1024 * 1024));
-      }
-      if (!a->expires.empty()) {
-        ASSIGN_OR_RETURN(opts.expires_at, ParseDate(a->expires));
-      }
-      if (!a->wrapped.empty()) {
-        ASSIGN_OR_RETURN(opts.wrapped_ca_key, ReadFileBytes(a->wrapped, 1024 * 1024));
-      }
-      ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->supplier_root, crypto::kMaxChainPem));
-      ASSIGN_OR_RETURN(opts.pinned_supplier_root, crypto::Certificate::FromPem(pem));
-      ASSIGN_OR_RETURN(auto summary, o.Package(opts));
-      RETURN_IF_ERROR(WriteFileAtomic(a->out, summary.package));
-      std::cout << "job package: " << a->out << " (" << summary.package.size() << " bytes)\n"
-                << "job: " << a->job << "\n"
-                << "group id: " << summary.group_id << "\n"
-                << "supplier root: " << summary.supplier_root_fingerprint << "\n"
-                << "device CA key: "
-                << (a->wrapped.empty() ? "wrapped by Clade for group-enc.crt"
-                                       : "your envelope, " + a->wrapped)
-                << "\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto o, oem::Oem::Load(a->dir));
+    oem::PackageOptions opts;
+    opts.job_id = a->job;
+    opts.group_export_dir = a->group_export;
+    ASSIGN_OR_RETURN(opts.profile_json, ReadFileString(a->profile, hsm::kMaxProfileJson));
+    if (!a->firmware.empty()) {
+      ASSIGN_OR_RETURN(opts.firmware, ReadFileBytes(a->firmware, hsm::kMaxJobPackage / 2));
+    }
+    if (!a->config.empty()) {
+      ASSIGN_OR_RETURN(opts.config, ReadFileBytes(a->config, 1024 * 1024));
+    }
+    if (!a->expires.empty()) {
+      ASSIGN_OR_RETURN(opts.expires_at, ParseDate(a->expires));
+    }
+    if (!a->wrapped.empty()) {
+      ASSIGN_OR_RETURN(opts.wrapped_ca_key, ReadFileBytes(a->wrapped, 1024 * 1024));
+    }
+    ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->supplier_root, crypto::kMaxChainPem));
+    ASSIGN_OR_RETURN(opts.pinned_supplier_root, crypto::Certificate::FromPem(pem));
+    ASSIGN_OR_RETURN(auto summary, o.Package(opts));
+    RETURN_IF_ERROR(WriteFileAtomic(a->out, summary.package));
+    std::cout << "job package: " << a->out << " (" << summary.package.size() << " bytes)\n"
+              << "job: " << a->job << "\n"
+              << "group id: " << summary.group_id << "\n"
+              << "supplier root: " << summary.supplier_root_fingerprint << "\n"
+              << "device CA key: "
+              << (a->wrapped.empty() ? "wrapped by Clade for group-enc.crt"
+                                     : "your envelope, " + a->wrapped)
+              << "\n";
+    return absl::OkStatus();
   });
 }
 

@@ -56,29 +56,27 @@ void AddServe(CLI::App& hsm_cmd, Dispatch& dispatch) {
       "\"listening on HOST:PORT\" once bound; logs one line per event on stderr. SIGTERM or "
       "SIGINT stops it gracefully: calls in flight finish (up to --grace seconds), then it exits "
       "0.");
-  cmd->add_option("--state", a->state, "HSM state directory")->required();
+  AddStateOption(*cmd, a->state);
   cmd->add_option("--listen", a->listen, "HOST:PORT to listen on (port 0 = any free port)")
       ->required();
   cmd->add_option("--grace", a->grace, "Seconds calls in flight may take to finish on stop")
       ->check(CLI::Range(0, 3600));
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      // Block the stop signals in every thread (gRPC's threads inherit the mask), then wait for
-      // them here.
-      std::signal(SIGTERM, SIG_DFL);  // a shell may start background jobs with SIGINT ignored
-      std::signal(SIGINT, SIG_DFL);
-      sigset_t stop;
-      sigemptyset(&stop);
-      sigaddset(&stop, SIGTERM);
-      sigaddset(&stop, SIGINT);
-      pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-      ASSIGN_OR_RETURN(auto daemon, rpc::Daemon::Start(a->state, a->listen, std::cerr));
-      std::cout << "listening on " << daemon->address() << std::endl;
-      int sig = 0;
-      sigwait(&stop, &sig);
-      daemon->Shutdown(a->grace);
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    // Block the stop signals in every thread (gRPC's threads inherit the mask), then wait for
+    // them here.
+    std::signal(SIGTERM, SIG_DFL);  // a shell may start background jobs with SIGINT ignored
+    std::signal(SIGINT, SIG_DFL);
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    ASSIGN_OR_RETURN(auto daemon, rpc::Daemon::Start(a->state, a->listen, std::cerr));
+    std::cout << "listening on " << daemon->address() << std::endl;
+    int sig = 0;
+    sigwait(&stop, &sig);
+    daemon->Shutdown(a->grace);
+    return absl::OkStatus();
   });
 }
 
@@ -118,102 +116,100 @@ void AddCall(CLI::App& hsm_cmd, Dispatch& dispatch) {
   cmd->add_option("--public-key", a->public_key, "provision: device public key PEM file");
   cmd->add_option("--out", a->out, "announce / export-audit / push-statement: file to write");
   cmd->add_option("--statement", a->statement, "push-statement: the group statement file");
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      rpc::ClientCredentials creds;
-      std::unique_ptr<hsm::Hsm> self;  // with --state: the calling HSM
-      if (!a->client.empty()) {
-        ASSIGN_OR_RETURN(creds, ReadClientDirectory(a->client));
-      } else if (!a->state.empty()) {
-        ASSIGN_OR_RETURN(self, hsm::Hsm::Open(a->state));
-        ASSIGN_OR_RETURN(creds, HsmCredentials(*self));
-      } else if (!a->root.empty()) {
-        ASSIGN_OR_RETURN(creds.root_pem, ReadFileString(a->root, crypto::kMaxChainPem));
-      } else {
-        return absl::InvalidArgumentError("give --client DIR, --state S or --root FILE");
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    rpc::ClientCredentials creds;
+    std::unique_ptr<hsm::Hsm> self;  // with --state: the calling HSM
+    if (!a->client.empty()) {
+      ASSIGN_OR_RETURN(creds, ReadClientDirectory(a->client));
+    } else if (!a->state.empty()) {
+      ASSIGN_OR_RETURN(self, hsm::Hsm::Open(a->state));
+      ASSIGN_OR_RETURN(creds, HsmCredentials(*self));
+    } else if (!a->root.empty()) {
+      ASSIGN_OR_RETURN(creds.root_pem, ReadFileString(a->root, crypto::kMaxChainPem));
+    } else {
+      return absl::InvalidArgumentError("give --client DIR, --state S or --root FILE");
+    }
+    ASSIGN_OR_RETURN(auto client, rpc::HsmClient::Connect(a->connect, creds));
+    if (a->call == "status") {
+      ASSIGN_OR_RETURN(auto s, client->Status());
+      std::cout << "serial: " << s.serial() << "\nstate: " << s.state() << "\n";
+      for (const auto& m : s.memberships()) {
+        std::cout << "group: " << m.group_id() << " " << m.member_id() << "\n";
       }
-      ASSIGN_OR_RETURN(auto client, rpc::HsmClient::Connect(a->connect, creds));
-      if (a->call == "status") {
-        ASSIGN_OR_RETURN(auto s, client->Status());
-        std::cout << "serial: " << s.serial() << "\nstate: " << s.state() << "\n";
-        for (const auto& m : s.memberships()) {
-          std::cout << "group: " << m.group_id() << " " << m.member_id() << "\n";
-        }
-      } else if (a->call == "announce") {
-        v1::AnnounceRequest req;
-        req.set_group(a->group);
-        req.set_for_serial(a->for_serial);
-        ASSIGN_OR_RETURN(auto r, client->Announce(req));
-        if (a->out.empty()) return absl::InvalidArgumentError("announce needs --out");
-        RETURN_IF_ERROR(WriteFileAtomic(a->out, r.announcement()));
-        std::cout << "wrote " << a->out << "\n";
-      } else if (a->call == "import-job") {
-        v1::ImportJobRequest req;
-        ASSIGN_OR_RETURN(*req.mutable_package(), ReadFileString(a->package, 64 * 1024 * 1024));
-        ASSIGN_OR_RETURN(auto r, client->ImportJob(req));
-        std::cout << "job id: " << r.job_id() << "\ngroup id: " << r.group_id() << "\n";
-      } else if (a->call == "provision") {
-        std::string pub;
-        if (!a->public_key.empty()) {
-          ASSIGN_OR_RETURN(pub, ReadFileString(a->public_key, 64 * 1024));
-        }
-        std::vector<v1::ProvisionRequest> reqs;
-        for (size_t i = 0; i < a->uids.size(); ++i) {
-          v1::ProvisionRequest r;
-          r.set_job_id(a->job);
-          r.set_uid(a->uids[i]);
-          r.set_public_key_pem(pub);
-          r.set_tag(i);
-          reqs.push_back(r);
-        }
-        ASSIGN_OR_RETURN(auto answers, client->Provision(reqs));
-        int failed = 0;
-        for (const auto& r : answers) {
-          if (r.error().empty()) {
-            std::cout << "device " << r.uid() << ": serial " << r.cert_serial() << "\n";
-          } else {
-            std::cout << "device " << r.uid() << ": refused: " << r.error() << "\n";
-            ++failed;
-          }
-        }
-        if (failed > 0) {
-          return absl::FailedPreconditionError(std::to_string(failed) + " device(s) refused");
-        }
-      } else if (a->call == "push-statement") {
-        std::string st;
-        if (!a->statement.empty()) {
-          ASSIGN_OR_RETURN(st, ReadFileString(a->statement, hsm::kMaxStatementSize));
-        } else if (self && !a->group.empty()) {
-          // Member to member: this HSM's own newest statement of the group.
-          ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*self, a->group));
-          ASSIGN_OR_RETURN(auto held, hsm::HeldStatement(*self, gid));
-          if (!held) return absl::NotFoundError("this HSM holds no statement of group " + gid);
-          st.assign(held->message.begin(), held->message.end());
+    } else if (a->call == "announce") {
+      v1::AnnounceRequest req;
+      req.set_group(a->group);
+      req.set_for_serial(a->for_serial);
+      ASSIGN_OR_RETURN(auto r, client->Announce(req));
+      if (a->out.empty()) return absl::InvalidArgumentError("announce needs --out");
+      RETURN_IF_ERROR(WriteFileAtomic(a->out, r.announcement()));
+      std::cout << "wrote " << a->out << "\n";
+    } else if (a->call == "import-job") {
+      v1::ImportJobRequest req;
+      ASSIGN_OR_RETURN(*req.mutable_package(), ReadFileString(a->package, 64 * 1024 * 1024));
+      ASSIGN_OR_RETURN(auto r, client->ImportJob(req));
+      std::cout << "job id: " << r.job_id() << "\ngroup id: " << r.group_id() << "\n";
+    } else if (a->call == "provision") {
+      std::string pub;
+      if (!a->public_key.empty()) {
+        ASSIGN_OR_RETURN(pub, ReadFileString(a->public_key, 64 * 1024));
+      }
+      std::vector<v1::ProvisionRequest> reqs;
+      for (size_t i = 0; i < a->uids.size(); ++i) {
+        v1::ProvisionRequest r;
+        r.set_job_id(a->job);
+        r.set_uid(a->uids[i]);
+        r.set_public_key_pem(pub);
+        r.set_tag(i);
+        reqs.push_back(r);
+      }
+      ASSIGN_OR_RETURN(auto answers, client->Provision(reqs));
+      int failed = 0;
+      for (const auto& r : answers) {
+        if (r.error().empty()) {
+          std::cout << "device " << r.uid() << ": serial " << r.cert_serial() << "\n";
         } else {
-          return absl::InvalidArgumentError(
-              "push-statement needs --statement FILE, or --state S and --group G");
+          std::cout << "device " << r.uid() << ": refused: " << r.error() << "\n";
+          ++failed;
         }
-        ASSIGN_OR_RETURN(auto r, client->PushStatement(st));
-        std::cout << (r.adopted() ? "adopted" : "already held") << "; the member holds statement "
-                  << r.sequence() << "\n";
-        if (self && r.statement() != st) {
-          // The other member held a newer one: adopt it here too.
-          auto back = hsm::AcceptStatement(*self, crypto::AsBytes(r.statement()));
-          if (!back.ok()) return Annotate(back.status(), "the member's answer");
-          std::cout << "this HSM now holds statement " << back->statement.sequence << "\n";
-        }
-        if (!a->out.empty()) {
-          RETURN_IF_ERROR(WriteFileAtomic(a->out, r.statement()));
-          std::cout << "wrote " << a->out << "\n";
-        }
+      }
+      if (failed > 0) {
+        return absl::FailedPreconditionError(std::to_string(failed) + " device(s) refused");
+      }
+    } else if (a->call == "push-statement") {
+      std::string st;
+      if (!a->statement.empty()) {
+        ASSIGN_OR_RETURN(st, ReadFileString(a->statement, hsm::kMaxStatementSize));
+      } else if (self && !a->group.empty()) {
+        // Member to member: this HSM's own newest statement of the group.
+        ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*self, a->group));
+        ASSIGN_OR_RETURN(auto held, hsm::HeldStatement(*self, gid));
+        if (!held) return absl::NotFoundError("this HSM holds no statement of group " + gid);
+        st.assign(held->message.begin(), held->message.end());
       } else {
-        ASSIGN_OR_RETURN(auto r, client->ExportAudit());
-        if (a->out.empty()) return absl::InvalidArgumentError("export-audit needs --out");
-        RETURN_IF_ERROR(WriteFileAtomic(a->out, r.export_message()));
+        return absl::InvalidArgumentError(
+            "push-statement needs --statement FILE, or --state S and --group G");
+      }
+      ASSIGN_OR_RETURN(auto r, client->PushStatement(st));
+      std::cout << (r.adopted() ? "adopted" : "already held") << "; the member holds statement "
+                << r.sequence() << "\n";
+      if (self && r.statement() != st) {
+        // The other member held a newer one: adopt it here too.
+        auto back = hsm::AcceptStatement(*self, crypto::AsBytes(r.statement()));
+        if (!back.ok()) return Annotate(back.status(), "the member's answer");
+        std::cout << "this HSM now holds statement " << back->statement.sequence << "\n";
+      }
+      if (!a->out.empty()) {
+        RETURN_IF_ERROR(WriteFileAtomic(a->out, r.statement()));
         std::cout << "wrote " << a->out << "\n";
       }
-      return absl::OkStatus();
-    };
+    } else {
+      ASSIGN_OR_RETURN(auto r, client->ExportAudit());
+      if (a->out.empty()) return absl::InvalidArgumentError("export-audit needs --out");
+      RETURN_IF_ERROR(WriteFileAtomic(a->out, r.export_message()));
+      std::cout << "wrote " << a->out << "\n";
+    }
+    return absl::OkStatus();
   });
 }
 
@@ -233,8 +229,8 @@ void AddIssueClient(CLI::App& group, Dispatch& dispatch) {
       "job package against). The certificate names this member as its issuer: revoking the "
       "member (`clade group revoke --member`) revokes it too. Valid 30 days unless --days says "
       "otherwise; re-issue before it expires.");
-  cmd->add_option("--state", a->state, "HSM state directory (any member of the group)")->required();
-  cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
+  AddStateOption(*cmd, a->state, "HSM state directory (any member of the group)");
+  AddGroupOption(*cmd, a->group);
   std::vector<std::string> roles;
   for (hsm::ClientRole r : hsm::kClientRoles) roles.emplace_back(hsm::RoleName(r));
   cmd->add_option("--role", a->role, "line (provision, import jobs, status) or operator (all)")
@@ -243,34 +239,31 @@ void AddIssueClient(CLI::App& group, Dispatch& dispatch) {
   cmd->add_option("--out", a->out, "Output directory (created if missing)")->required();
   cmd->add_option("--days", a->days, "Validity in days (default 30, capped by the group CA)")
       ->check(CLI::Range(1, 36500));
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(hsm::ClientRole role, hsm::ParseRole(a->role));
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
-      ASSIGN_OR_RETURN(hsm::IssuedClient c,
-                       hsm::IssueClientCert(*h, gid, role, a->days * 24 * 3600));
-      RETURN_IF_ERROR(MakeDirs(a->out, 0700));
-      RETURN_IF_ERROR(crypto::WritePrivateKeyFile(a->out + "/client.key", c.key));
-      RETURN_IF_ERROR(
-          WriteFileAtomic(a->out + "/client-chain.pem", crypto::Certificate::ChainToPem(c.chain)));
-      RETURN_IF_ERROR(WriteFileAtomic(a->out + "/supplier-root.crt", c.supplier_root.Pem()));
-      // The OEM root the group accepts: `line run` checks its job package against it.
-      ASSIGN_OR_RETURN(auto oem_root, hsm::AcceptedOemRoot(*h, gid));
-      std::string oem_path = a->out + "/" + kClientOemRootFile;
-      if (oem_root) {
-        RETURN_IF_ERROR(WriteFileAtomic(oem_path, oem_root->Pem()));
-      } else if (::unlink(oem_path.c_str()) != 0 && errno != ENOENT) {
-        return absl::FailedPreconditionError("cannot remove " + oem_path + ": " +
-                                             std::strerror(errno));
-      }
-      std::cout << "client certificate for role " << a->role << " in group " << gid << "\n"
-                << "subject: " << c.chain[0].Subject() << "\n"
-                << "fingerprint: " << c.chain[0].Fingerprint() << "\n"
-                << "wrote " << a->out << "/client.key, client-chain.pem, supplier-root.crt"
-                << (oem_root ? ", oem-root.crt" : "") << "\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(hsm::ClientRole role, hsm::ParseRole(a->role));
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
+    ASSIGN_OR_RETURN(hsm::IssuedClient c, hsm::IssueClientCert(*h, gid, role, a->days * 24 * 3600));
+    RETURN_IF_ERROR(MakeDirs(a->out, 0700));
+    RETURN_IF_ERROR(crypto::WritePrivateKeyFile(a->out + "/client.key", c.key));
+    RETURN_IF_ERROR(
+        WriteFileAtomic(a->out + "/client-chain.pem", crypto::Certificate::ChainToPem(c.chain)));
+    RETURN_IF_ERROR(WriteFileAtomic(a->out + "/supplier-root.crt", c.supplier_root.Pem()));
+    // The OEM root the group accepts: `line run` checks its job package against it.
+    ASSIGN_OR_RETURN(auto oem_root, hsm::AcceptedOemRoot(*h, gid));
+    std::string oem_path = a->out + "/" + kClientOemRootFile;
+    if (oem_root) {
+      RETURN_IF_ERROR(WriteFileAtomic(oem_path, oem_root->Pem()));
+    } else if (::unlink(oem_path.c_str()) != 0 && errno != ENOENT) {
+      return absl::FailedPreconditionError("cannot remove " + oem_path + ": " +
+                                           std::strerror(errno));
+    }
+    std::cout << "client certificate for role " << a->role << " in group " << gid << "\n"
+              << "subject: " << c.chain[0].Subject() << "\n"
+              << "fingerprint: " << c.chain[0].Fingerprint() << "\n"
+              << "wrote " << a->out << "/client.key, client-chain.pem, supplier-root.crt"
+              << (oem_root ? ", oem-root.crt" : "") << "\n";
+    return absl::OkStatus();
   });
 }
 
@@ -287,28 +280,26 @@ void AddEnroll(CLI::App& group, Dispatch& dispatch) {
       "(`clade hsm serve`), with the same checks as the message-file flow. Connects with this "
       "HSM's identity certificate; the sponsor's certificate must chain to this HSM's supplier "
       "root, and the sponsor admits this HSM only on that announcement.");
-  cmd->add_option("--state", a->state, "State directory of the candidate HSM")->required();
+  AddStateOption(*cmd, a->state, "State directory of the candidate HSM");
   cmd->add_option("--sponsor", a->sponsor, "HOST:PORT of the sponsoring member's daemon")
       ->required();
   cmd->add_option("--announcement", a->announcement,
                   "Announcement file from the sponsor's operator (made --for this HSM's serial)")
       ->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto ann_bytes, ReadFileBytes(a->announcement, wire::kMaxMessageSize));
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(auto creds, HsmCredentials(*h));
-      ASSIGN_OR_RETURN(auto client, rpc::HsmClient::Connect(a->sponsor, creds));
-      ASSIGN_OR_RETURN(auto request, hsm::RequestEnrollment(*h, ann_bytes));
-      v1::AdmitRequest adm_req;
-      adm_req.set_request(std::string(request.begin(), request.end()));
-      ASSIGN_OR_RETURN(auto adm, client->Admit(adm_req));
-      std::vector<uint8_t> resp_bytes(adm.response().begin(), adm.response().end());
-      ASSIGN_OR_RETURN(hsm::Joined j, hsm::Join(*h, resp_bytes));
-      std::cout << "joined group " << j.group_id << " (" << j.group_name << ")\n"
-                << "member id: " << j.member_id << "\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto ann_bytes, ReadFileBytes(a->announcement, wire::kMaxMessageSize));
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    ASSIGN_OR_RETURN(auto creds, HsmCredentials(*h));
+    ASSIGN_OR_RETURN(auto client, rpc::HsmClient::Connect(a->sponsor, creds));
+    ASSIGN_OR_RETURN(auto request, hsm::RequestEnrollment(*h, ann_bytes));
+    v1::AdmitRequest adm_req;
+    adm_req.set_request(std::string(request.begin(), request.end()));
+    ASSIGN_OR_RETURN(auto adm, client->Admit(adm_req));
+    std::vector<uint8_t> resp_bytes(adm.response().begin(), adm.response().end());
+    ASSIGN_OR_RETURN(hsm::Joined j, hsm::Join(*h, resp_bytes));
+    std::cout << "joined group " << j.group_id << " (" << j.group_name << ")\n"
+              << "member id: " << j.member_id << "\n";
+    return absl::OkStatus();
   });
 }
 

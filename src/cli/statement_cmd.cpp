@@ -56,35 +56,37 @@ void AddRevoke(CLI::App& group, Dispatch& dispatch) {
       "-noout -serial` prints). Signs the group's next statement, keeps it on this member, and "
       "with --out writes it as a message file to carry to the other members.");
   cmd->footer(kRevocationHelp);
-  cmd->add_option("--state", a->state, "HSM state directory (any member not revoked)")->required();
-  cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
+  AddStateOption(*cmd, a->state, "HSM state directory (any member not revoked)");
+  AddGroupOption(*cmd, a->group);
   CLI::Option* member = cmd->add_option("--member", a->member, "Member id to revoke, e.g. 1.2");
   cmd->add_option("--serial", a->serial,
                   "With --member: the member's HSM serial, when this member did not enroll it");
   CLI::Option* client = cmd->add_option("--client", a->client, "Client certificate serial (hex)");
   member->excludes(client);
   cmd->add_option("--out", a->out, "Also write the new statement to this message file");
-  cmd->callback([&dispatch, a, member, client] {
-    if (member->count() + client->count() != 1) {
-      throw CLI::ValidationError("revoke", "give exactly one of --member, --client");
-    }
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
-      absl::StatusOr<hsm::IssuedStatement> st =
-          a->member.empty() ? hsm::RevokeClient(*h, gid, a->client)
-                            : hsm::RevokeMember(*h, gid, a->member, a->serial);
-      if (!st.ok()) return st.status();
-      if (!st->changed) std::cout << "already revoked; the held statement says so\n";
-      if (!a->out.empty()) {
-        RETURN_IF_ERROR(WriteFileAtomic(a->out, st->message));
-        std::cout << "wrote " << a->out << "\n";
-      }
-      ASSIGN_OR_RETURN(auto held, hsm::HeldStatement(*h, gid));
-      if (held) PrintStatement(*held);
-      return absl::OkStatus();
-    };
-  });
+  OnRun(
+      *cmd, dispatch,
+      [a, member, client] {
+        if (member->count() + client->count() != 1) {
+          throw CLI::ValidationError("revoke", "give exactly one of --member, --client");
+        }
+      },
+      [a]() -> absl::Status {
+        ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+        ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
+        absl::StatusOr<hsm::IssuedStatement> st =
+            a->member.empty() ? hsm::RevokeClient(*h, gid, a->client)
+                              : hsm::RevokeMember(*h, gid, a->member, a->serial);
+        if (!st.ok()) return st.status();
+        if (!st->changed) std::cout << "already revoked; the held statement says so\n";
+        if (!a->out.empty()) {
+          RETURN_IF_ERROR(WriteFileAtomic(a->out, st->message));
+          std::cout << "wrote " << a->out << "\n";
+        }
+        ASSIGN_OR_RETURN(auto held, hsm::HeldStatement(*h, gid));
+        if (held) PrintStatement(*held);
+        return absl::OkStatus();
+      });
 }
 
 void AddAcceptStatement(CLI::App& group, Dispatch& dispatch) {
@@ -100,19 +102,17 @@ void AddAcceptStatement(CLI::App& group, Dispatch& dispatch) {
       "statement again is a no-op; an older one, a fork (same number, other content), a forged "
       "one or one of another group is refused and changes nothing.");
   cmd->footer(kRevocationHelp);
-  cmd->add_option("--state", a->state, "HSM state directory")->required();
+  AddStateOption(*cmd, a->state);
   cmd->add_option("--statement", a->statement, "Statement message file")->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(a->statement, hsm::kMaxStatementSize));
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      auto r = hsm::AcceptStatement(*h, bytes);
-      if (!r.ok()) return Annotate(r.status(), a->statement);
-      std::cout << (r->outcome == hsm::Adoption::kAdopted ? "adopted\n"
-                                                          : "already held; nothing changed\n");
-      PrintStatement(r->statement);
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(a->statement, hsm::kMaxStatementSize));
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    auto r = hsm::AcceptStatement(*h, bytes);
+    if (!r.ok()) return Annotate(r.status(), a->statement);
+    std::cout << (r->outcome == hsm::Adoption::kAdopted ? "adopted\n"
+                                                        : "already held; nothing changed\n");
+    PrintStatement(r->statement);
+    return absl::OkStatus();
   });
 }
 
@@ -126,28 +126,26 @@ void AddShowStatement(CLI::App& group, Dispatch& dispatch) {
       "Print the newest group statement this member holds, and with --out write it as a message "
       "file (for `accept-statement` on another member, or `--statement` of the verifiers).");
   cmd->footer(kRevocationHelp);
-  cmd->add_option("--state", a->state, "HSM state directory")->required();
-  cmd->add_option("--group", a->group, "Group: full id, unique id prefix, or name")->required();
+  AddStateOption(*cmd, a->state);
+  AddGroupOption(*cmd, a->group);
   cmd->add_option("--out", a->out, "Message file to write");
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
-      ASSIGN_OR_RETURN(auto held, hsm::HeldStatement(*h, gid));
-      if (!held) {
-        if (!a->out.empty()) {
-          return absl::NotFoundError("group " + gid + " has no statement on this member");
-        }
-        std::cout << "group " << gid << ": no statement (nothing revoked)\n";
-        return absl::OkStatus();
-      }
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
+    ASSIGN_OR_RETURN(auto held, hsm::HeldStatement(*h, gid));
+    if (!held) {
       if (!a->out.empty()) {
-        RETURN_IF_ERROR(WriteFileAtomic(a->out, held->message));
-        std::cout << "wrote " << a->out << "\n";
+        return absl::NotFoundError("group " + gid + " has no statement on this member");
       }
-      PrintStatement(*held);
+      std::cout << "group " << gid << ": no statement (nothing revoked)\n";
       return absl::OkStatus();
-    };
+    }
+    if (!a->out.empty()) {
+      RETURN_IF_ERROR(WriteFileAtomic(a->out, held->message));
+      std::cout << "wrote " << a->out << "\n";
+    }
+    PrintStatement(*held);
+    return absl::OkStatus();
   });
 }
 

@@ -25,18 +25,16 @@ void AddSupplierCommands(CLI::App& app, Dispatch& dispatch) {
   init->add_option("--dir", args->dir, "Directory for the supplier's CA files")->required();
   init->add_option("--name", args->name, "Supplier name, put in every certificate's O")
       ->capture_default_str();
-  init->callback([&dispatch, args] {
-    dispatch.action = [args]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto s, supplier::Supplier::Init(args->dir, args->name));
-      std::cout << "supplier root CA:   " << args->dir << "/root.crt\n"
-                << "  subject:          " << s.root().Subject() << "\n"
-                << "  fingerprint:      " << s.root().Fingerprint() << "\n"
-                << "HSM issuing CA:     " << args->dir << "/issuing.crt\n"
-                << "  subject:          " << s.issuing().Subject() << "\n"
-                << "keys (mode 0600):   " << args->dir << "/root.key, " << args->dir
-                << "/issuing.key\n";
-      return absl::OkStatus();
-    };
+  OnRun(*init, dispatch, [args]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto s, supplier::Supplier::Init(args->dir, args->name));
+    std::cout << "supplier root CA:   " << args->dir << "/root.crt\n"
+              << "  subject:          " << s.root().Subject() << "\n"
+              << "  fingerprint:      " << s.root().Fingerprint() << "\n"
+              << "HSM issuing CA:     " << args->dir << "/issuing.crt\n"
+              << "  subject:          " << s.issuing().Subject() << "\n"
+              << "keys (mode 0600):   " << args->dir << "/root.key, " << args->dir
+              << "/issuing.key\n";
+    return absl::OkStatus();
   });
 }
 
