@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "base/files.h"
 #include "cli/commands.h"
+#include "crypto/pem_files.h"
 #include "crypto/x509.h"
 #include "hsm/job.h"
 #include "line/bundle.h"
@@ -97,8 +98,7 @@ void AddVerify(CLI::App& device, Dispatch& dispatch) {
                   "line database, beside which the run kept the job package (DIR/jobs/ID.package)")
       ->needs(job);
   OnRun(*cmd, dispatch, [a]() -> absl::Status {
-    ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->oem_root, crypto::kMaxChainPem));
-    ASSIGN_OR_RETURN(crypto::Certificate root, crypto::Certificate::FromPem(pem));
+    ASSIGN_OR_RETURN(crypto::Certificate root, crypto::ReadCertificateFile(a->oem_root));
     line::ChipVerifyOptions options;
     options.oem_root = &root;
     std::string package_path = a->job_package;

@@ -12,6 +12,7 @@
 #include "clade/v1/hsm_service.pb.h"
 #include "cli/client_dir.h"
 #include "cli/commands.h"
+#include "crypto/pem_files.h"
 #include "crypto/x509.h"
 #include "hsm/enrollment.h"
 #include "hsm/group.h"
@@ -40,14 +41,6 @@ constexpr char kFlowHelp[] =
     "ann.msg` (request, admit and join in one go).\n"
     "The new member's id is the sponsor's id plus one more part (1 admits 1.1, 1.2, …; 1.1 "
     "admits 1.1.1, …).";
-
-absl::StatusOr<crypto::Certificate> ReadCertFile(const std::string& path) {
-  auto pem = ReadFileString(path, crypto::kMaxChainPem);
-  if (!pem.ok()) return pem.status();
-  auto cert = crypto::Certificate::FromPem(*pem);
-  if (!cert.ok()) return Annotate(cert.status(), "reading certificate " + path);
-  return cert;
-}
 
 absl::StatusOr<Bytes> ReadMessageFile(const std::string& path) {
   return ReadFileBytes(path, wire::kMaxMessageSize);
@@ -123,7 +116,7 @@ void AddCreate(CLI::App& group, Dispatch& dispatch) {
   OnRun(*cmd, dispatch, [a]() -> absl::Status {
     std::optional<crypto::Certificate> oem;
     if (!a->oem_root.empty()) {
-      ASSIGN_OR_RETURN(oem, ReadCertFile(a->oem_root));
+      ASSIGN_OR_RETURN(oem, crypto::ReadCertificateFile(a->oem_root));
     }
     ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
     ASSIGN_OR_RETURN(hsm::GroupSummary g, hsm::CreateGroup(*h, a->name, oem));
@@ -448,7 +441,7 @@ void AddTrustOem(CLI::App& group, Dispatch& dispatch) {
   AddGroupOption(*cmd, a->group);
   cmd->add_option("--oem-root", a->oem_root, "PEM file of the OEM root CA certificate")->required();
   OnRun(*cmd, dispatch, [a]() -> absl::Status {
-    ASSIGN_OR_RETURN(crypto::Certificate oem, ReadCertFile(a->oem_root));
+    ASSIGN_OR_RETURN(crypto::Certificate oem, crypto::ReadCertificateFile(a->oem_root));
     ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
     ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
     RETURN_IF_ERROR(hsm::TrustOem(*h, gid, oem));

@@ -97,6 +97,12 @@ absl::Status PrintJobStatus(const line::DeviceDb& db, const std::string& job_id)
   return absl::OkStatus();
 }
 
+// --db, required: the database `line run` wrote.
+void AddLineDbOption(CLI::App& cmd, std::string& db) {
+  cmd.add_option("--db", db, "The line database (TRAY/line.db unless `line run --db` said)")
+      ->required();
+}
+
 void AddStatus(CLI::App& line, Dispatch& dispatch) {
   struct Args {
     std::string db, job;
@@ -108,8 +114,7 @@ void AddStatus(CLI::App& line, Dispatch& dispatch) {
       "(sent); the attempts by outcome; the devices done per member; the first 20 failures with "
       "their reasons and the first 20 attempts lost (sent to a member whose answer never came). "
       "Safe while the line runs: the database is read, never changed.");
-  cmd->add_option("--db", a->db, "The line database (TRAY/line.db unless `line run --db` said)")
-      ->required();
+  AddLineDbOption(*cmd, a->db);
   cmd->add_option("--job", a->job, "Only this job (default: every job in the database)");
   OnRun(*cmd, dispatch, [a]() -> absl::Status {
     ASSIGN_OR_RETURN(auto db, line::DeviceDb::OpenExisting(a->db));
@@ -167,8 +172,7 @@ void AddReconcile(CLI::App& line, Dispatch& dispatch) {
       "export of every member that served the line: a certificate from a member left out shows "
       "as a problem.");
   cmd->footer(kReconcileFooter);
-  cmd->add_option("--db", a->db, "The line database (TRAY/line.db unless `line run --db` said)")
-      ->required();
+  AddLineDbOption(*cmd, a->db);
   cmd->add_option("--job", a->job, "The job to reconcile")->required();
   cmd->add_option("AUDIT_EXPORT", a->audits,
                   "Audit export files (`clade audit export`), one per member")

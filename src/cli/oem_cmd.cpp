@@ -6,6 +6,7 @@
 #include "base/files.h"
 #include "cli/commands.h"
 #include "crypto/cms.h"
+#include "crypto/pem_files.h"
 #include "hsm/job.h"
 #include "oem/oem.h"
 
@@ -96,8 +97,7 @@ void AddPackage(CLI::App& oem, Dispatch& dispatch) {
     if (!a->wrapped.empty()) {
       ASSIGN_OR_RETURN(opts.wrapped_ca_key, ReadFileBytes(a->wrapped, 1024 * 1024));
     }
-    ASSIGN_OR_RETURN(std::string pem, ReadFileString(a->supplier_root, crypto::kMaxChainPem));
-    ASSIGN_OR_RETURN(opts.pinned_supplier_root, crypto::Certificate::FromPem(pem));
+    ASSIGN_OR_RETURN(opts.pinned_supplier_root, crypto::ReadCertificateFile(a->supplier_root));
     ASSIGN_OR_RETURN(auto summary, o.Package(opts));
     RETURN_IF_ERROR(WriteFileAtomic(a->out, summary.package));
     std::cout << "job package: " << a->out << " (" << summary.package.size() << " bytes)\n"
