@@ -133,7 +133,8 @@ TEST_F(EnvelopeTest, RefusesTruncatedOversizedAndUnknownFields) {
   extra.push_back(0x48);  // field 9, varint
   extra.push_back(0x01);
   EXPECT_THAT(OpenMessage(extra, kType),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown fields")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("malformed message: clade.v1.SignedMessage has unknown field 9")));
   v1::SignedMessage m = Decode(sealed_);
   m.set_signer_chain(0, "not a certificate");
   EXPECT_THAT(OpenMessage(Encode(m), kType),
