@@ -7,6 +7,7 @@
 #include "crypto/random.h"
 #include "crypto/signature.h"
 #include "support/testing.h"
+#include "test_signer.h"
 
 namespace clade::wire {
 namespace {
@@ -16,19 +17,8 @@ using ::testing::HasSubstr;
 
 constexpr char kType[] = "clade.v1.GroupAnnouncement";
 
-struct Signer {
-  crypto::PrivateKey key;
-  crypto::Certificate cert;
-};
-
-Signer MakeSigner() {
-  auto key = crypto::PrivateKey::Generate(crypto::Curve::kP256).value();
-  crypto::CertProfile p;
-  p.subject = {{"CN", "signer"}};
-  p.not_after = 4102444800;  // 2100-01-01
-  auto cert = crypto::IssueCertificate(p, key.Public(), nullptr, key).value();
-  return Signer{std::move(key), std::move(cert)};
-}
+using testing::MakeSigner;
+using testing::Signer;
 
 v1::SignedMessage Decode(const std::vector<uint8_t>& bytes) {
   v1::SignedMessage m;

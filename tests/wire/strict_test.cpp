@@ -11,6 +11,7 @@
 #include "crypto/x509.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "support/testing.h"
+#include "test_signer.h"
 
 namespace clade::wire {
 namespace {
@@ -104,19 +105,8 @@ TEST(ParseStrict, RefusesInputOverTheLimit) {
   ASSERT_OK(ParseStrict(bytes, out, "clade.v1.GroupMembership", bytes.size()));
 }
 
-// A self-signed signer, enough for an envelope to open.
-struct Signer {
-  crypto::PrivateKey key;
-  crypto::Certificate cert;
-};
-Signer MakeSigner() {
-  auto key = crypto::PrivateKey::Generate(crypto::Curve::kP256).value();
-  crypto::CertProfile p;
-  p.subject = {{"CN", "signer"}};
-  p.not_after = 4102444800;  // 2100-01-01
-  auto cert = crypto::IssueCertificate(p, key.Public(), nullptr, key).value();
-  return Signer{std::move(key), std::move(cert)};
-}
+using testing::MakeSigner;
+using testing::Signer;
 
 class PayloadTest : public ::testing::Test {
  protected:
