@@ -14,6 +14,7 @@
 #include "hsm/group.h"
 #include "hsm/hsm.h"
 #include "wire/envelope.h"
+#include "wire/strict.h"
 
 namespace clade::cli {
 namespace {
@@ -58,12 +59,12 @@ void AddExport(CLI::App& audit, Dispatch& dispatch) {
       }
       RETURN_IF_ERROR(WriteFileAtomic(a->out, bytes));
       // Read back what was exported, for the operator.
-      ASSIGN_OR_RETURN(wire::Envelope env,
-                       wire::OpenMessage(bytes, hsm::kAuditExportType, hsm::kMaxAuditExport));
-      clade::v1::AuditExport ex;
-      if (!ex.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
-        return absl::InternalError("the audit export just made does not parse");
+      auto opened = wire::OpenMessageAs<clade::v1::AuditExport>(bytes, hsm::kMaxAuditExport);
+      if (!opened.ok()) {
+        return absl::InternalError("the audit export just made does not open: " +
+                                   std::string(opened.status().message()));
       }
+      const clade::v1::AuditExport& ex = opened->message;
       std::cout << "audit export: " << a->out << "\n"
                 << "HSM: " << ex.hsm_serial() << "\n"
                 << "entries: " << ex.entries_size() << "\n";

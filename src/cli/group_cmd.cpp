@@ -20,6 +20,7 @@
 #include "hsm/hsm.h"
 #include "rpc/client.h"
 #include "wire/envelope.h"
+#include "wire/strict.h"
 
 namespace clade::cli {
 namespace {
@@ -214,11 +215,12 @@ void AddAnnounce(CLI::App& group, Dispatch& dispatch) {
       }
       RETURN_IF_ERROR(WriteFileAtomic(a->out, msg));
       // Read back what was announced, for the operator.
-      ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(msg, hsm::kAnnouncementType));
-      clade::v1::GroupAnnouncement ann;
-      if (!ann.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
-        return absl::InternalError("the announcement just made does not parse");
+      auto opened = wire::OpenMessageAs<clade::v1::GroupAnnouncement>(msg);
+      if (!opened.ok()) {
+        return absl::InternalError("the announcement just made does not open: " +
+                                   std::string(opened.status().message()));
       }
+      const clade::v1::GroupAnnouncement& ann = opened->message;
       std::cout << "announcement: " << a->out << "\n"
                 << "group id: " << ann.group_id() << "\n"
                 << "group name: " << ann.group_name() << "\n"
@@ -264,10 +266,9 @@ void AddRequest(CLI::App& group, Dispatch& dispatch) {
       RETURN_IF_ERROR(WriteFileAtomic(a->out, req));
       std::cout << "request: " << a->out << "\n";
       // The announcement verified inside RequestEnrollment; show what was asked for.
-      auto env = wire::OpenMessage(ann_bytes, hsm::kAnnouncementType);
-      clade::v1::GroupAnnouncement ann;
-      if (env.ok() &&
-          ann.ParseFromArray(env->payload.data(), static_cast<int>(env->payload.size()))) {
+      auto opened = wire::OpenMessageAs<clade::v1::GroupAnnouncement>(ann_bytes);
+      if (opened.ok()) {
+        const clade::v1::GroupAnnouncement& ann = opened->message;
         std::cout << "group id: " << ann.group_id() << "\n"
                   << "group name: " << ann.group_name() << "\n"
                   << "sponsor member id: " << ann.sponsor_member_id() << "\n";

@@ -20,6 +20,7 @@
 #include "crypto/x509.h"
 #include "hsm/job.h"
 #include "wire/envelope.h"
+#include "wire/strict.h"
 
 namespace clade::cli {
 namespace {
@@ -125,10 +126,7 @@ std::unique_ptr<pb::Message> NewKnownMessage(const std::string& type) {
 absl::StatusOr<nlohmann::ordered_json> PayloadJson(const wire::Envelope& env) {
   std::unique_ptr<pb::Message> msg = NewKnownMessage(env.type);
   if (msg == nullptr) return absl::InternalError("no decoder for " + env.type);
-  if (!msg->ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
-    return absl::InvalidArgumentError("malformed message: the " + env.type +
-                                      " payload does not parse");
-  }
+  RETURN_IF_ERROR(wire::ParsePayload(env, *msg, hsm::kMaxJobPackage));
   pb::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
   options.always_print_primitive_fields = true;

@@ -36,8 +36,8 @@ absl::StatusOr<v1::AuditHead> LoadHead(const store::Transaction& tx) {
     head.set_digest(std::string(kDigestSize, '\0'));
     return head;
   }
-  if (!head.ParseFromArray(bytes->data(), static_cast<int>(bytes->size())) ||
-      head.digest().size() != kDigestSize) {
+  ASSIGN_OR_RETURN(head, ParseStoredRow<v1::AuditHead>(*bytes, "audit head"));
+  if (head.digest().size() != kDigestSize) {
     return absl::DataLossError("the HSM state holds a damaged audit head");
   }
   return head;
@@ -158,10 +158,8 @@ absl::StatusOr<std::vector<uint8_t>> Export(Hsm& hsm, const std::string& group_i
     }
     for (const auto& [key, bytes] : entries) {
       if (!group_id.empty()) {
-        v1::AuditEntry e;
-        if (!e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-          return absl::DataLossError("the HSM state holds a damaged audit entry " + key);
-        }
+        ASSIGN_OR_RETURN(auto e,
+                         internal::ParseStoredRow<v1::AuditEntry>(bytes, "audit entry " + key));
         if (e.group_id() != group_id) {
           v1::ElidedAuditEntry* el = out.add_elided();
           el->set_seq(e.seq());
@@ -177,9 +175,8 @@ absl::StatusOr<std::vector<uint8_t>> Export(Hsm& hsm, const std::string& group_i
     ASSIGN_OR_RETURN(auto checkpoints, tx.List(internal::kAuditCheckpointNs));
     for (const auto& [key, bytes] : checkpoints) {
       RETURN_IF_ERROR(add_size(bytes.size()));
-      if (!out.add_checkpoints()->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-        return absl::DataLossError("the HSM state holds a damaged audit checkpoint " + key);
-      }
+      ASSIGN_OR_RETURN(*out.add_checkpoints(), internal::ParseStoredRow<v1::AuditCheckpoint>(
+                                                   bytes, "audit checkpoint " + key));
     }
     ASSIGN_OR_RETURN(auto memberships, internal::LoadAllMemberships(tx));
     for (const auto& m : memberships) {

@@ -11,6 +11,7 @@
 #include "hsm/group_statement.h"
 #include "hsm/internal/group_records.h"
 #include "wire/envelope.h"
+#include "wire/strict.h"
 
 namespace clade::hsm {
 namespace {
@@ -117,11 +118,7 @@ absl::StatusOr<AuditReport> VerifyAuditExport(
                   std::string(signer.status().message()));
   }
   const crypto::PublicKey& signer_key = signer->identity.SubjectKey();
-  v1::AuditExport ex;
-  if (!ex.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
-    return absl::InvalidArgumentError("malformed message: the " + std::string(kAuditExportType) +
-                                      " payload does not parse");
-  }
+  ASSIGN_OR_RETURN(auto ex, wire::ParsePayload<v1::AuditExport>(env, kMaxAuditExport));
 
   // 2. The signer is a member of the group checked.
   ASSIGN_OR_RETURN(internal::VerifiedGroupCa group,
@@ -156,10 +153,9 @@ absl::StatusOr<AuditReport> VerifyAuditExport(
   std::vector<v1::AuditEntry> entries(static_cast<size_t>(ex.entries_size()));
   for (size_t i = 0; i < entries.size(); ++i) {
     const std::string& bytes = ex.entries(static_cast<int>(i));
-    if (!entries[i].ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      return absl::InvalidArgumentError("audit entry at position " + std::to_string(i + 1) +
-                                        " does not parse");
-    }
+    RETURN_IF_ERROR(wire::ParseStrict(crypto::AsBytes(bytes), entries[i],
+                                      "audit entry at position " + std::to_string(i + 1),
+                                      kMaxAuditExport));
   }
   ASSIGN_OR_RETURN(std::vector<Position> log, MergeLog(ex, entries));
   std::vector<std::vector<uint8_t>> digests;

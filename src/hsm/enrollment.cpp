@@ -11,6 +11,7 @@
 #include "hsm/internal/group_records.h"
 #include "hsm/internal/statements.h"
 #include "wire/envelope.h"
+#include "wire/strict.h"
 
 namespace clade::hsm {
 namespace {
@@ -28,21 +29,6 @@ std::string Bytes(const std::vector<uint8_t>& v) { return std::string(v.begin(),
 std::vector<uint8_t> Digest(std::span<const uint8_t> bytes) { return crypto::Sha256(bytes); }
 std::string DigestKey(const std::string& digest) {
   return crypto::Hex({reinterpret_cast<const uint8_t*>(digest.data()), digest.size()});
-}
-
-// Strict, like the envelope: a payload with fields this version does not know is refused rather
-// than half understood.
-template <typename M>
-absl::StatusOr<M> ParsePayload(const wire::Envelope& env) {
-  M m;
-  if (!m.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
-    return absl::InvalidArgumentError("malformed message: " + env.type + " payload does not parse");
-  }
-  if (!m.GetReflection()->GetUnknownFields(m).empty()) {
-    return absl::InvalidArgumentError("malformed message: unknown fields in the " + env.type +
-                                      " payload");
-  }
-  return m;
 }
 
 absl::Status RequireNonce(const std::string& nonce, const std::string& type) {
@@ -70,10 +56,7 @@ absl::StatusOr<std::optional<M>> GetRecord(const store::Transaction& tx, const c
                                            const std::string& key) {
   ASSIGN_OR_RETURN(auto bytes, tx.Get(ns, key));
   if (!bytes) return std::optional<M>();
-  M m;
-  if (!m.ParseFromArray(bytes->data(), static_cast<int>(bytes->size()))) {
-    return absl::DataLossError("the HSM state holds a damaged " + std::string(ns) + " record");
-  }
+  ASSIGN_OR_RETURN(M m, internal::ParseStoredRow<M>(*bytes, std::string(ns) + " record"));
   return std::optional<M>(std::move(m));
 }
 
@@ -158,7 +141,7 @@ absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
   now = Now(now);
   const crypto::Certificate& root = candidate.supplier_root();
   ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(announcement, kAnnouncementType));
-  ASSIGN_OR_RETURN(auto ann, ParsePayload<v1::GroupAnnouncement>(env));
+  ASSIGN_OR_RETURN(auto ann, wire::ParsePayload<v1::GroupAnnouncement>(env));
   RETURN_IF_ERROR(RequireNonce(ann.nonce(), env.type));
   RETURN_IF_ERROR(internal::CheckGroupName(ann.group_name()));
   ASSIGN_OR_RETURN(GenuineHsm sponsor, GenuineSigner(env, root, now, "sponsor"));
@@ -238,7 +221,7 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
   now = Now(now);
   const crypto::Certificate& root = sponsor.supplier_root();
   ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(request, kRequestType));
-  ASSIGN_OR_RETURN(auto req, ParsePayload<v1::EnrollmentRequest>(env));
+  ASSIGN_OR_RETURN(auto req, wire::ParsePayload<v1::EnrollmentRequest>(env));
   RETURN_IF_ERROR(RequireNonce(req.nonce(), env.type));
   ASSIGN_OR_RETURN(GenuineHsm cand, GenuineSigner(env, root, now, "candidate"));
   if (online_candidate != nullptr && !(*online_candidate == env.signer_chain[0])) {
@@ -351,7 +334,7 @@ absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, i
   now = Now(now);
   const crypto::Certificate& root = candidate.supplier_root();
   ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(response, kResponseType));
-  ASSIGN_OR_RETURN(auto resp, ParsePayload<v1::EnrollmentResponse>(env));
+  ASSIGN_OR_RETURN(auto resp, wire::ParsePayload<v1::EnrollmentResponse>(env));
   ASSIGN_OR_RETURN(GenuineHsm sponsor, GenuineSigner(env, root, now, "sponsor"));
   ASSIGN_OR_RETURN(auto wrap_key, candidate.WrapKey());
   ASSIGN_OR_RETURN(auto identity_key, candidate.IdentityKey());

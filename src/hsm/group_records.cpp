@@ -9,15 +9,6 @@
 namespace clade::hsm::internal {
 namespace {
 
-template <typename M>
-absl::StatusOr<M> ParseRecord(const std::vector<uint8_t>& bytes, const std::string& what) {
-  M m;
-  if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return absl::DataLossError("the HSM state holds a damaged " + what);
-  }
-  return m;
-}
-
 std::vector<uint8_t> Serialize(const google::protobuf::MessageLite& m) {
   std::string s = m.SerializeAsString();
   return std::vector<uint8_t>(s.begin(), s.end());
@@ -67,7 +58,7 @@ absl::StatusOr<std::optional<v1::GroupMembership>> LoadMembership(const store::T
                                                                   const std::string& group_id) {
   ASSIGN_OR_RETURN(auto bytes, tx.Get(kGroupNs, group_id));
   if (!bytes) return std::optional<v1::GroupMembership>();
-  ASSIGN_OR_RETURN(auto m, ParseRecord<v1::GroupMembership>(*bytes, "group record"));
+  ASSIGN_OR_RETURN(auto m, ParseStoredRow<v1::GroupMembership>(*bytes, "group record"));
   return std::optional<v1::GroupMembership>(std::move(m));
 }
 
@@ -79,7 +70,7 @@ absl::StatusOr<std::vector<v1::GroupMembership>> LoadAllMemberships(const store:
   ASSIGN_OR_RETURN(auto rows, tx.List(kGroupNs));
   std::vector<v1::GroupMembership> out;
   for (const auto& [key, bytes] : rows) {
-    ASSIGN_OR_RETURN(auto m, ParseRecord<v1::GroupMembership>(bytes, "group record"));
+    ASSIGN_OR_RETURN(auto m, ParseStoredRow<v1::GroupMembership>(bytes, "group record"));
     out.push_back(std::move(m));
   }
   return out;
@@ -101,8 +92,11 @@ crypto::SecretBytes SerializeSecrets(const GroupKeys& keys) {
 absl::StatusOr<GroupKeys> ParseSecrets(const crypto::SecretBytes& serialized) {
   v1::GroupSecrets s;
   auto bytes = serialized.RevealSecret();
-  if (!s.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return absl::InvalidArgumentError("group secrets are malformed");
+  absl::Status parsed = wire::ParseStrict(bytes, s, "clade.v1.GroupSecrets");
+  if (!parsed.ok()) {
+    WipeSecrets(s);
+    return absl::InvalidArgumentError("group secrets are malformed: " +
+                                      std::string(parsed.message()));
   }
   absl::StatusOr<GroupKeys> out = [&]() -> absl::StatusOr<GroupKeys> {
     ASSIGN_OR_RETURN(auto ca, KeyFrom(s.group_ca_key(), "group CA key"));

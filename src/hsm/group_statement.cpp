@@ -11,6 +11,7 @@
 #include "hsm/internal/group_records.h"
 #include "hsm/member_id.h"
 #include "wire/envelope.h"
+#include "wire/strict.h"
 
 namespace clade::hsm {
 namespace {
@@ -101,11 +102,8 @@ absl::StatusOr<VerifiedStatement> VerifyStatement(
   if (now == 0) now = NowUnix();
   ASSIGN_OR_RETURN(wire::Envelope env,
                    wire::OpenMessage(message, kStatementType, kMaxStatementSize));
-  v1::GroupStatement s;
-  if (!s.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
-    return Malformed("payload does not parse");
-  }
-  if (!s.GetReflection()->GetUnknownFields(s).empty()) return Malformed("has unknown fields");
+  ASSIGN_OR_RETURN(v1::GroupStatement s,
+                   wire::ParsePayload<v1::GroupStatement>(env, kMaxStatementSize));
   ASSIGN_OR_RETURN(VerifiedStatement out, FromProto(s));
   ASSIGN_OR_RETURN(internal::VerifiedGroupCa group,
                    internal::VerifyGroupCaChain(group_ca_chain, supplier_root, now));

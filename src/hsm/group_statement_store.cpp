@@ -14,6 +14,7 @@
 #include "hsm/internal/statements.h"
 #include "hsm/member_id.h"
 #include "wire/envelope.h"
+#include "wire/strict.h"
 
 namespace clade::hsm {
 namespace {
@@ -185,11 +186,8 @@ absl::StatusOr<AcceptedStatement> AcceptStatement(Hsm& hsm, std::span<const uint
   // The group it names, to find the CA it must be checked against; nothing is trusted yet.
   ASSIGN_OR_RETURN(wire::Envelope env,
                    wire::OpenMessage(message, kStatementType, kMaxStatementSize));
-  v1::GroupStatement claimed;
-  if (!claimed.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
-    return absl::InvalidArgumentError(
-        "malformed message: clade.v1.GroupStatement payload does not parse");
-  }
+  ASSIGN_OR_RETURN(v1::GroupStatement claimed,
+                   wire::ParsePayload<v1::GroupStatement>(env, kMaxStatementSize));
   ASSIGN_OR_RETURN(auto identity_key, hsm.IdentityKey());
   AcceptedStatement out;
   RETURN_IF_ERROR(hsm.state().Update([&](store::Transaction& tx) -> absl::Status {

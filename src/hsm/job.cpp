@@ -7,6 +7,7 @@
 #include "hsm/internal/group_records.h"
 #include "hsm/internal/jobs.h"
 #include "wire/envelope.h"
+#include "wire/strict.h"
 
 namespace clade::hsm {
 namespace internal {
@@ -18,12 +19,8 @@ absl::StatusOr<crypto::PrivateKey> KeyFromPkcs8DerOrPem(const crypto::SecretByte
 }
 
 absl::StatusOr<OpenedJob> OpenJob(std::span<const uint8_t> package) {
-  ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(package, kJobPackageType, kMaxJobPackage));
-  v1::JobPackage parsed;
-  if (!parsed.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
-    return absl::InvalidArgumentError("malformed message: job package payload does not parse");
-  }
-  return OpenedJob{std::move(parsed), env.signer_chain.front()};
+  ASSIGN_OR_RETURN(auto opened, wire::OpenMessageAs<v1::JobPackage>(package, kMaxJobPackage));
+  return OpenedJob{std::move(opened.message), opened.envelope.signer_chain.front()};
 }
 
 absl::StatusOr<VerifiedJobPackage> VerifyOpenedJob(const OpenedJob& job,

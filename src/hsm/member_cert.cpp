@@ -4,6 +4,7 @@
 #include "clade/v1/job.pb.h"
 #include "hsm/internal/group_records.h"
 #include "wire/envelope.h"
+#include "wire/strict.h"
 
 namespace clade::hsm {
 
@@ -32,10 +33,7 @@ absl::StatusOr<VerifiedRecord> VerifyMemberRecord(std::span<const uint8_t> recor
                                        "', not by member " + member.member_id + " ('" +
                                        member.cert.Subject() + "')");
   }
-  v1::ProvisioningRecord rec;
-  if (!rec.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
-    return absl::InvalidArgumentError("malformed message: provisioning record does not parse");
-  }
+  ASSIGN_OR_RETURN(auto rec, wire::ParsePayload<v1::ProvisioningRecord>(env));
   if (rec.member_id() != member.member_id || rec.group_id() != member.group_id) {
     return absl::PermissionDeniedError("provisioning record claims member " + rec.member_id() +
                                        " of group " + rec.group_id() + ", the signer is " +

@@ -8,6 +8,7 @@
 #include "hsm/internal/jobs.h"
 #include "hsm/job.h"
 #include "wire/envelope.h"
+#include "wire/strict.h"
 
 namespace clade::hsm {
 namespace internal {
@@ -197,8 +198,8 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
   RETURN_IF_ERROR(s.hsm->state().Update([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto earlier, tx.Get(internal::kDeviceNs, device_key));
     if (earlier && !req.reissue) {
-      v1::ProvisioningRecord old;
-      old.ParseFromArray(earlier->data(), static_cast<int>(earlier->size()));
+      ASSIGN_OR_RETURN(auto old,
+                       internal::ParseStoredRow<v1::ProvisioningRecord>(*earlier, "device record"));
       return absl::AlreadyExistsError("device uid " + req.uid +
                                       " was already provisioned for job " + s.job_id + " (serial " +
                                       old.cert_serial() + "); use --reissue to issue it again");
@@ -230,11 +231,9 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
 absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
     std::span<const uint8_t> record, const std::vector<crypto::Certificate>& group_ca_chain,
     const crypto::Certificate& supplier_root) {
-  ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(record, kProvisioningRecordType));
-  v1::ProvisioningRecord rec;
-  if (!rec.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
-    return absl::InvalidArgumentError("malformed message: provisioning record does not parse");
-  }
+  ASSIGN_OR_RETURN(auto opened, wire::OpenMessageAs<v1::ProvisioningRecord>(record));
+  const wire::Envelope& env = opened.envelope;
+  const v1::ProvisioningRecord& rec = opened.message;
   int64_t now = NowUnix();
   ASSIGN_OR_RETURN(auto group, internal::VerifyGroupCaChain(group_ca_chain, supplier_root, now));
   const crypto::Certificate& member = env.signer_chain.front();

@@ -2,6 +2,7 @@
 
 #include "clade/v1/envelope.pb.h"
 #include "crypto/signature.h"
+#include "wire/strict.h"
 
 namespace clade::wire {
 namespace {
@@ -18,12 +19,8 @@ absl::StatusOr<Envelope> Open(std::span<const uint8_t> bytes, const std::string*
   }
   if (bytes.empty()) return Malformed("empty input");
   v1::SignedMessage msg;
-  if (!msg.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return Malformed("not a SignedMessage");
-  }
-  if (!msg.GetReflection()->GetUnknownFields(msg).empty()) {
-    return Malformed("unknown fields in the envelope");
-  }
+  absl::Status parsed = ParseStrict(bytes, msg, "clade.v1.SignedMessage", limit);
+  if (!parsed.ok()) return Malformed(std::string(parsed.message()));
   if (msg.type().empty()) return Malformed("type is missing");
   if (msg.type().size() > kMaxTypeLength) return Malformed("type is too long");
   if (msg.payload().empty()) return Malformed("payload is missing");

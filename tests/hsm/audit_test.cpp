@@ -442,5 +442,35 @@ TEST_F(AuditTest, FilteredExportRefusesEditedElidedOrSmuggledEntries) {
                                           ", not group " + g2_)));
 }
 
+TEST_F(AuditTest, RefusesAnExportWithAnUnknownFieldResignedByTheMember) {
+  // The member signs again what it changed: only the field this version does not know is wrong,
+  // at the top, in a checkpoint, or inside an entry's own bytes.
+  Bytes file = ExportA();
+  using ::testing::Eq;
+  constexpr auto kInvalid = absl::StatusCode::kInvalidArgument;
+  std::string before = testing::StateDump(*a_);
+  EXPECT_THAT(Verify(Forge(*a_, file, [](v1::AuditExport& e) { testing::AddUnknownField(&e, 99); }),
+                     *a_, g_),
+              StatusIs(kInvalid,
+                       Eq("malformed message: clade.v1.AuditExport payload has unknown field 99")));
+  EXPECT_THAT(Verify(Forge(*a_, file,
+                           [](v1::AuditExport& e) {
+                             testing::AddUnknownField(e.mutable_checkpoints(1), 40);
+                           }),
+                     *a_, g_),
+              StatusIs(kInvalid, Eq("malformed message: clade.v1.AuditExport payload has unknown "
+                                    "field 40 in checkpoints[1]")));
+  EXPECT_THAT(Verify(Forge(*a_, file,
+                           [](v1::AuditExport& e) {
+                             v1::AuditEntry entry = EntryAt(e, 2);
+                             testing::AddUnknownField(&entry, 30);
+                             *e.mutable_entries(2) = entry.SerializeAsString();
+                           }),
+                     *a_, g_),
+              StatusIs(kInvalid, Eq("audit entry at position 3 has unknown field 30")));
+  EXPECT_EQ(testing::StateDump(*a_), before);
+  EXPECT_OK(Verify(file, *a_, g_));
+}
+
 }  // namespace
 }  // namespace clade::hsm

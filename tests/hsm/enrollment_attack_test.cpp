@@ -392,6 +392,22 @@ TEST_F(AdmitAttackTest, AnnouncementUsedTwice) {
   EXPECT_EQ(AdmitAndJoin(*a_, d, Req(d, Ann(*a_, g_))), "1.2");
 }
 
+TEST_F(AdmitAttackTest, RequestWithAnUnknownFieldIsRefused) {
+  // Signed by the genuine candidate: only the field this version does not know is wrong.
+  Bytes ann = Ann(*a_, g_);
+  Hsm& c = Make("SN-C");
+  Bytes req = Req(c, ann);
+  ASSERT_OK_AND_ASSIGN(
+      Bytes forged, Reseal<v1::EnrollmentRequest>(
+                        c, kRequestType, req, [](auto& m) { testing::AddUnknownField(&m, 99); }));
+  Snapshot before = Take(*a_);
+  EXPECT_THAT(Admit(*a_, forged, t0_ + 2),
+              StatusIs(kInvalid, ::testing::Eq("malformed message: clade.v1.EnrollmentRequest "
+                                               "payload has unknown field 99")));
+  EXPECT_EQ(Take(*a_), before);
+  EXPECT_EQ(AdmitAndJoin(*a_, c, req), "1.1");  // the announcement was not spent
+}
+
 TEST_F(AdmitAttackTest, AnnouncementOfAnotherSponsor) {
   Hsm& b = Make("SN-B");
   ASSERT_EQ(Enroll(*a_, b, g_), "1.1");

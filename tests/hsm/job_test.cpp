@@ -438,6 +438,16 @@ TEST_F(JobTest, TamperedPackageWithoutResigningRefused) {
   EXPECT_THAT(ImportJob(*m12_, truncated), StatusIs(kInvalid, HasSubstr("malformed message")));
 }
 
+TEST_F(JobTest, PackageWithAnUnknownFieldResignedByTheOemIsRefused) {
+  Bytes forged = ResignedByOem(Package(Options()),
+                               [](v1::JobPackage& p) { testing::AddUnknownField(&p, 99); });
+  std::string before = testing::StateDump(*m12_);
+  EXPECT_THAT(ImportJob(*m12_, forged),
+              StatusIs(kInvalid, ::testing::Eq("malformed message: clade.v1.JobPackage payload "
+                                               "has unknown field 99")));
+  EXPECT_EQ(testing::StateDump(*m12_), before);
+}
+
 TEST_F(JobTest, EachFieldChangedAndResignedByTheOem) {
   Bytes pkg = Package(Options());
   auto import = [&](const std::function<void(v1::JobPackage&)>& change) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "clade/v1/audit.pb.h"
 #include "clade/v1/hsm_state.pb.h"
 #include "hsm/enrollment.h"
 #include "hsm/group.h"
@@ -274,6 +275,51 @@ TEST_F(StateTamperTest, UntouchedStateStillAdmitsAndImports) {
   EXPECT_EQ(adm.member_id, "1.1");
   ASSERT_OK_AND_ASSIGN(Bytes pkg, Package(*oem_, "J-1"));
   EXPECT_OK(ImportJob(*sponsor_, pkg, t0_));
+}
+
+// Rows written by the HSM itself (through the store, so their tags are genuine) that carry a field
+// this version does not know: the row is damaged, never half read (docs/protocol.md, "Payloads
+// are decoded strictly").
+TEST_F(StateTamperTest, RowsWithAnUnknownFieldAreRefusedAsDamaged) {
+  // Decodes row ns/key as a `row`, lets `change` edit it, and stores it back as the HSM would.
+  auto rewrite = [&](const char* ns, const std::string& key, auto row, auto change) {
+    ASSERT_OK(sponsor_->state().Update([&](store::Transaction& tx) -> absl::Status {
+      ASSIGN_OR_RETURN(auto bytes, tx.Get(ns, key));
+      if (!bytes || !row.ParseFromArray(bytes->data(), static_cast<int>(bytes->size()))) {
+        return absl::InternalError("test: no row " + std::string(ns) + "/" + key);
+      }
+      change(row);
+      std::string s = row.SerializeAsString();
+      return tx.Put(ns, key, Bytes(s.begin(), s.end()));
+    }));
+  };
+  using ::testing::Eq;
+  constexpr auto kDataLoss = absl::StatusCode::kDataLoss;
+
+  // The group row, with the unknown field inside its `group` sub-message.
+  rewrite("group", group_, v1::GroupMembership(),
+          [](v1::GroupMembership& m) { testing::AddUnknownField(m.mutable_group(), 21); });
+  Snapshot before = Take(*sponsor_);
+  const std::string refused =
+      "the HSM state holds a damaged group record: clade.v1.GroupMembership has unknown field 21 "
+      "in group";
+  EXPECT_THAT(Announce(*sponsor_, group_, kDefaultAnnouncementValidity, t0_),
+              StatusIs(kDataLoss, Eq(refused)));
+  EXPECT_THAT(ExportGroup(*sponsor_, group_), StatusIs(kDataLoss, Eq(refused)));
+  EXPECT_EQ(Take(*sponsor_), before);
+  // Without the field, the same row is read again.
+  rewrite("group", group_, v1::GroupMembership(),
+          [](v1::GroupMembership& m) { m.mutable_group()->DiscardUnknownFields(); });
+  EXPECT_OK(ExportGroup(*sponsor_, group_));
+
+  // The audit head, which every operation extends.
+  rewrite("audit-head", "head", v1::AuditHead(),
+          [](v1::AuditHead& head) { testing::AddUnknownField(&head, 9); });
+  before = Take(*sponsor_);
+  EXPECT_THAT(Announce(*sponsor_, group_, kDefaultAnnouncementValidity, t0_),
+              StatusIs(kDataLoss, Eq("the HSM state holds a damaged audit head: clade.v1.AuditHead "
+                                     "has unknown field 9")));
+  EXPECT_EQ(Take(*sponsor_), before);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "crypto/digest.h"
 #include "crypto/key.h"
 #include "crypto/x509.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "hsm/enrollment.h"
 #include "hsm/group.h"
 #include "hsm/hsm.h"
@@ -70,6 +71,12 @@ absl::StatusOr<Bytes> Reseal(const Hsm& signer, const std::string& type,
   ASSIGN_OR_RETURN(Msg m, PayloadOf<Msg>(file));
   change(m);
   return SealAs(signer, type, m);
+}
+
+// Adds field `number` (a varint), which this version does not know, to `m`: what a newer or a
+// hostile sender could add, to be refused by the strict decoder (wire/strict.h).
+inline void AddUnknownField(google::protobuf::Message* m, int number) {
+  m->GetReflection()->MutableUnknownFields(m)->AddVarint(number, 1);
 }
 
 // SHA-256 of a message file, as a bytes field holds it.

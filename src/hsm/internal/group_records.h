@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "hsm/member_id.h"
 #include "hsm/pki.h"
 #include "store/state_store.h"
+#include "wire/strict.h"
 
 namespace clade::hsm::internal {
 
@@ -23,6 +25,22 @@ namespace clade::hsm::internal {
 inline constexpr char kGroupNs[] = "group";
 inline constexpr char kAnnouncementNs[] = "announcement";
 inline constexpr char kPendingNs[] = "pending";
+
+// A row read back from the state, decoded strictly (wire::ParseStrict, docs/protocol.md): a row
+// that does not parse, or that carries a field this version does not know, is damaged and never
+// half read. No row is larger than the largest message sealed. Refusal (DataLoss): "the HSM
+// state holds a damaged <what>: clade.v1.X has unknown field N".
+template <typename M>
+absl::StatusOr<M> ParseStoredRow(std::span<const uint8_t> bytes, const std::string& what) {
+  M m;
+  absl::Status parsed =
+      wire::ParseStrict(bytes, m, M::descriptor()->full_name(), 64 * wire::kMaxMessageSize);
+  if (!parsed.ok()) {
+    return absl::DataLossError("the HSM state holds a damaged " + what + ": " +
+                               std::string(parsed.message()));
+  }
+  return m;
+}
 
 // 1 to 64 characters, no control characters (names are printed on operators' terminals).
 absl::Status CheckGroupName(const std::string& name);

@@ -27,6 +27,7 @@
 #include "hsm/job.h"
 #include "rpc/server.h"
 #include "wire/envelope.h"
+#include "wire/strict.h"
 
 namespace clade::rpc {
 
@@ -65,10 +66,7 @@ template <typename M>
 absl::StatusOr<std::string> GroupOfMessage(const std::string& bytes, const char* type,
                                            size_t limit) {
   ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(crypto::AsBytes(bytes), type, limit));
-  M m;
-  if (!m.ParseFromArray(env.payload.data(), static_cast<int>(env.payload.size()))) {
-    return absl::InvalidArgumentError(std::string("malformed message: ") + type);
-  }
+  ASSIGN_OR_RETURN(M m, wire::ParsePayload<M>(env, limit));
   return m.group_id();
 }
 
