@@ -79,11 +79,14 @@ trap cleanup EXIT
 # $T/NAME.out, log in $T/NAME.log; waits until it reports its address (a condition, with a
 # deadline for a loaded machine) or exits. Sets ADDR (HOST:PORT) and PID.
 start_daemon() {
-  local state=$1 name=$2 listen=${3:-127.0.0.1:0}
+  # GRACE: the daemon's --grace. A short one keeps a test's stop quick; a test that stops a daemon
+  # with work in flight gives a long one, so that "the work finished" does not depend on the speed
+  # of a loaded machine.
+  local state=$1 name=$2 listen=${3:-127.0.0.1:0} grace=${GRACE:-5}
   # The output file exists before the daemon's redirect makes it, so the first look at it cannot
   # fail (under `set -e` a failing read would end the test without a word).
   : >"$T/$name.out"
-  "$CLADE" hsm serve --state "$T/$state" --listen "$listen" --grace 5 >"$T/$name.out" \
+  "$CLADE" hsm serve --state "$T/$state" --listen "$listen" --grace "$grace" >"$T/$name.out" \
     2>"$T/$name.log" &
   PID=$!
   pids+=("$PID")
