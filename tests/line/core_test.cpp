@@ -114,6 +114,10 @@ enum class Tamper {
   kWrongSigner,  // issued and signed by another member of the group
 };
 
+void PrintTo(Tamper t, std::ostream* os) {
+  *os << (t == Tamper::kNone ? "kNone" : t == Tamper::kWrongChip ? "kWrongChip" : "kWrongSigner");
+}
+
 class FakeMembers;
 
 // One member at one address: a real HSM of the World behind the seams, with the test's hands on
