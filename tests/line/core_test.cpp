@@ -11,11 +11,9 @@
 #include <mutex>
 #include <thread>
 
-#include "hsm/client_cert.h"
 #include "hsm/job.h"
-#include "hsm/world.h"
 #include "line/device_db.h"
-#include "oem/oem.h"
+#include "line/world.h"
 
 namespace clade::hsm::testing {
 namespace {
@@ -27,10 +25,6 @@ using namespace std::chrono_literals;
 
 // How long a test waits for a condition before it calls it failed; never reached when all is well.
 constexpr auto kPatience = 60s;
-
-constexpr char kProfile[] =
-    R"({"product": "Sensor", "subject": {"CN": "{product} {uid}"}, )"
-    R"("validity": {"days": 30}, "key_usage": ["digitalSignature"], "key_mode": "device"})";
 
 // Steady time that stands still until Advance (or the core's Pause, which advances it) moves it;
 // a wait of the core ends when it is notified or when Advance passes its deadline.
@@ -467,43 +461,22 @@ class Said : public line::LineObserver {
   std::string text_;
 };
 
-class CoreTest : public World {
+class CoreTest : public LineWorld {
  protected:
   static constexpr char kA[] = "sn-a.test:1";
   static constexpr char kB[] = "sn-b.test:2";
   static constexpr char kC[] = "sn-c.test:3";
 
-  // Group Acme: SN-A founds it (1), SN-B is enrolled (1.1), both hold job J-1 of the OEM the
-  // group trusts; SN-C founds group Other. A line client of Acme; 20 chips.
+  // The group of line/world.h, with job J-1 on SN-B too; SN-C founds group Other; 20 chips.
   void SetUp() override {
-    World::SetUp();
-    Hsm& a = Make("SN-A");
-    Hsm& b = Make("SN-B");
+    LineWorld::SetUp();
+    if (HasFatalFailure()) return;
+    Hsm& a = *hsms_["SN-A"];
+    Hsm& b = *hsms_["SN-B"];
     Hsm& c = Make("SN-C");
-    gid_ = Found(a, "Acme");
-    auto o = oem::Oem::Init(dir_.File("oem"), "Acme Devices");
-    ASSERT_OK(o);
-    oem_root_ = o->root();
-    ASSERT_OK(TrustOem(a, gid_, o->root()));
-    Enroll(a, b, gid_);
-    auto ex = ExportGroup(a, gid_);
-    ASSERT_OK(ex);
-    oem::PackageOptions opts;
-    opts.job_id = "J-1";
-    opts.group_export_dir = dir_.File("gx");
-    opts.pinned_supplier_root = supplier_->root();
-    ASSERT_OK(WriteGroupExport(*ex, opts.group_export_dir));
-    opts.profile_json = kProfile;
-    auto pkg = o->Package(opts);
-    ASSERT_OK(pkg);
-    package_ = pkg->package;
-    ASSERT_OK(ImportJob(a, package_));
     ASSERT_OK(ImportJob(b, package_));
     other_gid_ = Found(c, "Other");
-    auto client = IssueClientCert(a, gid_, ClientRole::kLine);
-    ASSERT_OK(client);
-    auto group = line::LineGroupOfClient(crypto::Certificate::ChainToPem(client->chain),
-                                         client->supplier_root.Pem());
+    auto group = line::LineGroupOfClient(creds_.chain_pem, creds_.root_pem);
     ASSERT_OK(group);
     group_.emplace(*std::move(group));
     members_.Add(kA, a, gid_);
@@ -549,6 +522,18 @@ class CoreTest : public World {
     running_.join();
     return result_;
   }
+  // Runs the core while the member at `address` holds its requests from the `from`th on (issuing
+  // them first with `issue_first`); once it holds two, the whole window of parallel 1, its stream
+  // breaks (and with `down` it answers no more).
+  absl::StatusOr<line::LineSummary> RunAndBreak(line::LineOptions o, const std::string& address,
+                                                size_t from, bool issue_first, bool down) {
+    FakeMember& m = members_.at(address);
+    m.HoldFrom(from, issue_first);
+    Start(std::move(o));
+    if (!m.WaitHeld(2)) ADD_FAILURE() << address << " never held two requests";
+    m.Break(down);
+    return Finish();
+  }
 
   std::map<std::string, line::DeviceRow> Devices() {
     auto rows = db_->Devices("J-1");
@@ -581,9 +566,7 @@ class CoreTest : public World {
     }
   }
 
-  std::string gid_, other_gid_;
-  std::vector<uint8_t> package_;
-  std::optional<crypto::Certificate> oem_root_;
+  std::string other_gid_;
   std::optional<line::LineGroup> group_;
   FakeMembers members_;
   FakeChips chips_{20};
@@ -622,11 +605,7 @@ TEST_F(CoreTest, DeliversEveryChip) {
 TEST_F(CoreTest, FailsOverWhenTheMemberInUseBreaksItsStream) {
   // SN-A answers 8 chips and holds the next two (one in flight, one more: the window of
   // parallel 1), then its stream breaks: those two go to SN-B.
-  members_.at(kA).HoldFrom(9);
-  Start(Options({kA, kB}));
-  ASSERT_TRUE(members_.at(kA).WaitHeld(2));
-  members_.at(kA).Break(/*down=*/true);
-  auto sum = Finish();
+  auto sum = RunAndBreak(Options({kA, kB}), kA, 9, /*issue_first=*/false, /*down=*/true);
   ASSERT_OK(sum);
   EXPECT_EQ(sum->done, 20u) << said_.text();
   EXPECT_EQ(sum->failed, 0u);
@@ -747,11 +726,7 @@ INSTANTIATE_TEST_SUITE_P(Tampers, CoreRefusalTest,
 TEST_F(CoreTest, ReissuesOnTheMemberThatMayHaveIssued) {
   // SN-A issues chips 3 and 4, but their answers are lost with its stream; it answers again at
   // once, and the two are sent to it again as reissues.
-  members_.at(kA).HoldFrom(3, /*issue_first=*/true);
-  Start(Options({kA}));
-  ASSERT_TRUE(members_.at(kA).WaitHeld(2));
-  members_.at(kA).Break(/*down=*/false);
-  auto sum = Finish();
+  auto sum = RunAndBreak(Options({kA}), kA, 3, /*issue_first=*/true, /*down=*/false);
   ASSERT_OK(sum);
   EXPECT_EQ(sum->done, 20u) << said_.text();
   EXPECT_EQ(sum->failed, 0u);
@@ -770,11 +745,7 @@ TEST_F(CoreTest, ReissuesOnTheMemberThatMayHaveIssued) {
 TEST_F(CoreTest, IssuesAfreshWhenTheReissuedDeviceWasNeverIssued) {
   // The requests for chips 3 and 4 never reached SN-A's records: the reissue is refused
   // (FailedPrecondition) and each is sent again as a first issue.
-  members_.at(kA).HoldFrom(3, /*issue_first=*/false);
-  Start(Options({kA}));
-  ASSERT_TRUE(members_.at(kA).WaitHeld(2));
-  members_.at(kA).Break(/*down=*/false);
-  auto sum = Finish();
+  auto sum = RunAndBreak(Options({kA}), kA, 3, /*issue_first=*/false, /*down=*/false);
   ASSERT_OK(sum);
   EXPECT_EQ(sum->done, 20u) << said_.text();
   EXPECT_EQ(sum->failed, 0u);
@@ -796,11 +767,7 @@ TEST_F(CoreTest, IssuesAfreshWhenTheReissuedDeviceWasNeverIssued) {
 
 TEST_F(CoreTest, StopsWhenNoMemberAnswersAndARerunResumesFromTheRecord) {
   // SN-A issues chips 6 and 7, their answers are lost and it answers no more: the run stops.
-  members_.at(kA).HoldFrom(6, /*issue_first=*/true);
-  Start(Options({kA}));
-  ASSERT_TRUE(members_.at(kA).WaitHeld(2));
-  members_.at(kA).Break(/*down=*/true);
-  auto first = Finish();
+  auto first = RunAndBreak(Options({kA}), kA, 6, /*issue_first=*/true, /*down=*/true);
   ASSERT_OK(first);
   EXPECT_EQ(first->done, 5u) << said_.text();
   EXPECT_EQ(first->pending, 15u);

@@ -17,11 +17,11 @@
 #include "hsm/audit.h"
 #include "hsm/client_cert.h"
 #include "hsm/job.h"
-#include "hsm/world.h"
 #include "line/core.h"
 #include "line/device_db.h"
 #include "line/reconcile.h"
 #include "line/sim/virtual_chip.h"
+#include "line/world.h"
 #include "oem/oem.h"
 #include "rpc/server.h"
 
@@ -30,10 +30,6 @@ namespace {
 
 using ::clade::testing::StatusIs;
 using ::testing::HasSubstr;
-
-constexpr char kProfile[] =
-    R"({"product": "Sensor", "subject": {"CN": "{product} {uid}"}, )"
-    R"("validity": {"days": 30}, "key_usage": ["digitalSignature"], "key_mode": "device"})";
 
 // The station's programmer, holding the programming of chip number `from` (counted from 1) and
 // those after it until Open.
@@ -69,38 +65,11 @@ class HeldProgrammer : public line::Programmer {
   bool open_ = false;
 };
 
-class LineRunTest : public World {
+class LineRunTest : public LineWorld {
  protected:
-  // Group Acme: SN-A founds it (1), SN-B is enrolled (1.1); the group trusts an OEM whose job
-  // J-1 is imported on SN-A only; a line client certificate; a tray of 40 chips.
+  // The group of line/world.h and a tray of 40 chips.
   void SetUp() override {
-    World::SetUp();
-    Hsm& a = Make("SN-A");
-    Hsm& b = Make("SN-B");
-    gid_ = Found(a, "Acme");
-    auto o = oem::Oem::Init(dir_.File("oem"), "Acme Devices");
-    ASSERT_OK(o);
-    oem_root_ = o->root();
-    // Trusted before SN-B joins, so SN-B holds the OEM root in its group context too.
-    ASSERT_OK(TrustOem(a, gid_, o->root()));
-    Enroll(a, b, gid_);
-    auto ex = ExportGroup(a, gid_);
-    ASSERT_OK(ex);
-    group_ca_chain_ = ex->group_ca_chain;
-    oem::PackageOptions opts;
-    opts.job_id = "J-1";
-    opts.group_export_dir = dir_.File("gx");
-    opts.pinned_supplier_root = supplier_->root();
-    ASSERT_OK(WriteGroupExport(*ex, opts.group_export_dir));
-    opts.profile_json = kProfile;
-    auto pkg = o->Package(opts);
-    ASSERT_OK(pkg);
-    ASSERT_OK(ImportJob(a, pkg->package));
-    package_ = pkg->package;
-    auto client = IssueClientCert(a, gid_, ClientRole::kLine);
-    ASSERT_OK(client);
-    creds_ = {crypto::Certificate::ChainToPem(client->chain), client->key.ToPkcs8Pem(),
-              client->supplier_root.Pem()};
+    LineWorld::SetUp();
     ASSERT_OK(line::Tray::Make(Tray(), 40));
   }
   void TearDown() override {
@@ -160,11 +129,6 @@ class LineRunTest : public World {
     return report.ok() ? *report : AuditReport{};
   }
 
-  std::string gid_;
-  std::vector<uint8_t> package_;
-  std::optional<crypto::Certificate> oem_root_;
-  std::vector<crypto::Certificate> group_ca_chain_;
-  rpc::ClientCredentials creds_;
   std::map<std::string, std::unique_ptr<rpc::Daemon>> daemons_;
   std::ostringstream log_;
   // The run's events, one a line; what the test does when the run has done `done` chips, or
