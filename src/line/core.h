@@ -6,9 +6,12 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -94,7 +97,10 @@ class LineCore {
   // Picks the first usable member, starting at `from` and going round the list; waits and probes
   // while none answers, for up to give_up_seconds. Returns false when it gives up.
   bool PickMember(size_t from);
+  // Probes the members before the one in use every probe_ms (of the clock) until StopProber.
   void Prober();
+  void StopProber();
+  bool ProberStopped();
   std::string PackagePath() const { return KeptJobPackagePath(o_); }
   // core.cpp: the stream.
   // Runs one Provision stream on the member in use until the work is done, the member stops
@@ -141,10 +147,21 @@ class LineCore {
   EventQueue events_;
   std::unique_ptr<ProgrammerPool> pool_;
   std::atomic<size_t> probe_below_{0};  // the prober probes members [0, probe_below_)
-  std::atomic<bool> stop_prober_{false};
+  std::mutex prober_mu_;
+  std::condition_variable prober_cv_;
+  bool stop_prober_ = false;  // guarded by prober_mu_
   LineSummary sum_;
   LineClock::TimePoint start_;
   size_t total_ = 0;
 };
+
+// The DeviceDb as the core's record (line/setup.cpp wires it; tests/line/core_test.cpp too).
+std::unique_ptr<LineRecord> RecordOf(DeviceDb& db);
+
+// RunLine (line/runner.h) with the station's programmer handed to `wrap`, which returns the
+// programmer the run uses: how tests/line/runner_test.cpp holds a run of real daemons at a point
+// of its choosing, on a condition rather than a time.
+using ProgrammerWrap = std::function<std::unique_ptr<Programmer>(std::unique_ptr<Programmer>)>;
+absl::StatusOr<LineSummary> RunLineWrapping(const LineOptions& options, const ProgrammerWrap& wrap);
 
 }  // namespace clade::line

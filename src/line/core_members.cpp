@@ -142,12 +142,15 @@ bool LineCore::PickMember(size_t from) {
 }
 
 void LineCore::Prober() {
+  std::unique_lock<std::mutex> l(prober_mu_);
   while (!stop_prober_) {
-    for (int waited = 0; waited < o_.probe_ms && !stop_prober_; waited += 50) {
-      clock_.Pause(milliseconds(50));
-    }
+    // Woken early only by StopProber: probes come every probe_ms of the line's clock.
+    auto next = clock_.SteadyNow() + milliseconds(o_.probe_ms);
+    while (!stop_prober_ && clock_.SteadyNow() < next) clock_.WaitUntil(l, prober_cv_, next);
+    if (stop_prober_) break;
+    l.unlock();
     size_t below = probe_below_;
-    for (size_t i = 0; i < below && !stop_prober_; ++i) {
+    for (size_t i = 0; i < below && !ProberStopped(); ++i) {
       auto link = links_.Connect(members_[i].address);
       if (!link.ok()) continue;
       auto st = (*link)->Status(2);
@@ -156,7 +159,21 @@ void LineCore::Prober() {
         break;
       }
     }
+    l.lock();
   }
+}
+
+void LineCore::StopProber() {
+  {
+    std::lock_guard<std::mutex> l(prober_mu_);
+    stop_prober_ = true;
+  }
+  prober_cv_.notify_all();
+}
+
+bool LineCore::ProberStopped() {
+  std::lock_guard<std::mutex> l(prober_mu_);
+  return stop_prober_;
 }
 
 }  // namespace clade::line

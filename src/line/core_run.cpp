@@ -42,7 +42,7 @@ absl::StatusOr<LineCore::SessionEnd> LineCore::Session(size_t* switch_to) {
       writes_done = true;
     }
     LineEvent event;
-    if (events_.Pop(&event, milliseconds(50))) {
+    if (events_.Pop(&event, clock_, clock_.SteadyNow() + milliseconds(50))) {
       std::visit(
           [&](auto& e) {
             using E = std::decay_t<decltype(e)>;
@@ -172,13 +172,13 @@ absl::StatusOr<LineSummary> LineCore::Run() {
   // Chips still being programmed finish before the run ends.
   while (programming_ > 0) {
     LineEvent e;
-    if (events_.Pop(&e, milliseconds(100))) {
+    if (events_.Pop(&e, clock_, clock_.SteadyNow() + milliseconds(100))) {
       if (auto* p = std::get_if<ProgrammedEvent>(&e)) OnProgrammed(*p);
     }
     (void)FlushEnds(false);
   }
   (void)FlushEnds(true);
-  stop_prober_ = true;
+  StopProber();
   prober.join();
   pool_.reset();
   if (!stopped.ok() && sum_.done == 0 && sum_.failed == 0) return stopped;

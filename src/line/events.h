@@ -12,6 +12,7 @@
 
 #include "base/status.h"
 #include "clade/v1/hsm_service.pb.h"
+#include "line/seams.h"
 
 namespace clade::line {
 
@@ -52,10 +53,13 @@ class EventQueue {
     }
     cv_.notify_one();
   }
-  // Waits up to `wait` for an event; false when none came.
-  bool Pop(LineEvent* e, std::chrono::milliseconds wait) {
+  // Waits until `clock` reaches `deadline` for an event; false when none came.
+  bool Pop(LineEvent* e, LineClock& clock, LineClock::TimePoint deadline) {
     std::unique_lock<std::mutex> l(mu_);
-    if (!cv_.wait_for(l, wait, [this] { return !q_.empty(); })) return false;
+    while (q_.empty()) {
+      if (clock.SteadyNow() >= deadline) return false;
+      clock.WaitUntil(l, cv_, deadline);
+    }
     *e = std::move(q_.front());
     q_.pop_front();
     return true;

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,7 +80,9 @@ class LineRecord {
 };
 
 // Time as the run loop reads it: a steady clock for timeouts, UTC seconds for records and
-// certificate checks, and a pause (probing while no member answers).
+// certificate checks, a pause (probing while no member answers), and every wait of the loop and
+// its prober, so that a clock of the tests' own (tests/line/core_test.cpp) drives probing and
+// timeouts without real time passing.
 class LineClock {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
@@ -86,6 +90,10 @@ class LineClock {
   virtual TimePoint SteadyNow() = 0;
   virtual int64_t UnixNow() = 0;
   virtual void Pause(std::chrono::milliseconds d) = 0;
+  // Waits on `cv` (its mutex held by `lock`) until it is notified or SteadyNow() reaches
+  // `deadline`; may also return early, so the caller checks its condition again.
+  virtual void WaitUntil(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                         TimePoint deadline) = 0;
 };
 
 }  // namespace clade::line

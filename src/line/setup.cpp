@@ -102,6 +102,10 @@ class SystemClock : public LineClock {
   TimePoint SteadyNow() override { return std::chrono::steady_clock::now(); }
   int64_t UnixNow() override { return NowUnix(); }
   void Pause(std::chrono::milliseconds d) override { std::this_thread::sleep_for(d); }
+  void WaitUntil(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                 TimePoint deadline) override {
+    cv.wait_until(lock, deadline);
+  }
 };
 
 absl::Status CheckOptions(const LineOptions& o) {
@@ -134,7 +138,14 @@ std::string KeptJobPackagePath(const LineOptions& options) {
   return LineDirectory(options) + "/jobs/" + options.job_id + ".package";
 }
 
+std::unique_ptr<LineRecord> RecordOf(DeviceDb& db) { return std::make_unique<DeviceDbRecord>(db); }
+
 absl::StatusOr<LineSummary> RunLine(const LineOptions& options) {
+  return RunLineWrapping(options, nullptr);
+}
+
+absl::StatusOr<LineSummary> RunLineWrapping(const LineOptions& options,
+                                            const ProgrammerWrap& wrap) {
   RETURN_IF_ERROR(CheckOptions(options));
   if (options.tray_dir.empty() && options.db_path.empty()) {
     return absl::InvalidArgumentError("without --tray, --db FILE is required (the line database)");
@@ -151,6 +162,7 @@ absl::StatusOr<LineSummary> RunLine(const LineOptions& options) {
   RETURN_IF_ERROR(lock.Take(db_path));
   ASSIGN_OR_RETURN(std::unique_ptr<DeviceDb> db, DeviceDb::Open(db_path));
   DeviceDbRecord record(*db);
+  if (wrap) station.programmer = wrap(std::move(station.programmer));
   std::unique_ptr<MemberLinks> links = MakeGrpcMemberLinks(options.credentials);
   SystemClock clock;
   CoreParts parts;

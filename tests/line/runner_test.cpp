@@ -1,23 +1,27 @@
 // The line run against real daemons in-process on loopback ports chosen at run time: a whole tray
 // provisioned and verified, a rerun that skips done chips, a dead address skipped, failover when
 // the member in use stops (its devices in flight sent again, the audits of both members
-// reconciled with the line's records), and the refusal when no member holds the job.
+// reconciled with the line's records), and the refusal when no member holds the job. A daemon
+// stops or starts when the run reaches a point (its progress, a line it says), never after a
+// time; the core's logic alone, with exact counts, is tests/line/core_test.cpp.
 #include "line/runner.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <thread>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 
 #include "hsm/audit.h"
 #include "hsm/client_cert.h"
 #include "hsm/job.h"
-#include "hsm/world.h"
+#include "line/core.h"
 #include "line/device_db.h"
 #include "line/reconcile.h"
 #include "line/sim/virtual_chip.h"
+#include "line/world.h"
 #include "oem/oem.h"
 #include "rpc/server.h"
 
@@ -27,42 +31,45 @@ namespace {
 using ::clade::testing::StatusIs;
 using ::testing::HasSubstr;
 
-constexpr char kProfile[] =
-    R"({"product": "Sensor", "subject": {"CN": "{product} {uid}"}, )"
-    R"("validity": {"days": 30}, "key_usage": ["digitalSignature"], "key_mode": "device"})";
+// The station's programmer, holding the programming of chip number `from` (counted from 1) and
+// those after it until Open.
+class HeldProgrammer : public line::Programmer {
+ public:
+  HeldProgrammer(std::unique_ptr<line::Programmer> inner, size_t from)
+      : inner_(std::move(inner)), from_(from) {}
+  absl::Status Program(const std::string& uid, const line::ProgramInput& input,
+                       const line::ProgramContext& context) override {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      if (++calls_ >= from_ && !cv_.wait_for(l, std::chrono::seconds(120), [&] { return open_; })) {
+        ADD_FAILURE() << "the programming of " << uid << " was held and never let go";
+      }
+    }
+    return inner_->Program(uid, input, context);
+  }
+  std::string Name() const override { return inner_->Name(); }
+  void Open() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
 
-class LineRunTest : public World {
+ private:
+  std::unique_ptr<line::Programmer> inner_;
+  const size_t from_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t calls_ = 0;
+  bool open_ = false;
+};
+
+class LineRunTest : public LineWorld {
  protected:
-  // Group Acme: SN-A founds it (1), SN-B is enrolled (1.1); the group trusts an OEM whose job
-  // J-1 is imported on SN-A only; a line client certificate; a tray of 40 chips.
+  // The group of line/world.h and a tray of 40 chips.
   void SetUp() override {
-    World::SetUp();
-    Hsm& a = Make("SN-A");
-    Hsm& b = Make("SN-B");
-    gid_ = Found(a, "Acme");
-    auto o = oem::Oem::Init(dir_.File("oem"), "Acme Devices");
-    ASSERT_OK(o);
-    oem_root_ = o->root();
-    // Trusted before SN-B joins, so SN-B holds the OEM root in its group context too.
-    ASSERT_OK(TrustOem(a, gid_, o->root()));
-    Enroll(a, b, gid_);
-    auto ex = ExportGroup(a, gid_);
-    ASSERT_OK(ex);
-    group_ca_chain_ = ex->group_ca_chain;
-    oem::PackageOptions opts;
-    opts.job_id = "J-1";
-    opts.group_export_dir = dir_.File("gx");
-    opts.pinned_supplier_root = supplier_->root();
-    ASSERT_OK(WriteGroupExport(*ex, opts.group_export_dir));
-    opts.profile_json = kProfile;
-    auto pkg = o->Package(opts);
-    ASSERT_OK(pkg);
-    ASSERT_OK(ImportJob(a, pkg->package));
-    package_ = pkg->package;
-    auto client = IssueClientCert(a, gid_, ClientRole::kLine);
-    ASSERT_OK(client);
-    creds_ = {crypto::Certificate::ChainToPem(client->chain), client->key.ToPkcs8Pem(),
-              client->supplier_root.Pem()};
+    LineWorld::SetUp();
     ASSERT_OK(line::Tray::Make(Tray(), 40));
   }
   void TearDown() override {
@@ -122,19 +129,22 @@ class LineRunTest : public World {
     return report.ok() ? *report : AuditReport{};
   }
 
-  std::string gid_;
-  std::vector<uint8_t> package_;
-  std::optional<crypto::Certificate> oem_root_;
-  std::vector<crypto::Certificate> group_ca_chain_;
-  rpc::ClientCredentials creds_;
   std::map<std::string, std::unique_ptr<rpc::Daemon>> daemons_;
   std::ostringstream log_;
-  // The run's events, one a line; no progress.
+  // The run's events, one a line; what the test does when the run has done `done` chips, or
+  // says a line (both on the run's thread, where the run reached that point).
   struct Said : line::LineObserver {
     explicit Said(std::ostringstream& out) : out(out) {}
-    void Say(const std::string& line) override { out << line << std::endl; }
-    void Progress(const line::LineProgress&, bool) override {}
+    void Say(const std::string& line) override {
+      out << line << std::endl;
+      if (on_say) on_say(line);
+    }
+    void Progress(const line::LineProgress& p, bool) override {
+      if (on_done) on_done(p.done);
+    }
     std::ostringstream& out;
+    std::function<void(const std::string&)> on_say;
+    std::function<void(size_t)> on_done;
   };
   std::ostringstream out_;
   Said said_{out_};
@@ -215,30 +225,18 @@ TEST_F(LineRunTest, RefusesASecondRunOnTheSameDatabase) {
 TEST_F(LineRunTest, FailsOverWhenTheMemberInUseStopsAndReconcilesWithBothAudits) {
   std::string a = Serve("SN-A");
   std::string b = Serve("SN-B");
-  std::atomic<bool> stop_watch{false};
-  // Stops SN-A (cancelling its calls in flight) once 10 chips are recorded done.
-  std::thread watcher([&] {
-    while (!stop_watch) {
-      auto db = line::DeviceDb::Open(Tray() + "/line.db");
-      if (db.ok()) {
-        auto rows = (*db)->Devices("J-1");
-        size_t done = 0;
-        if (rows.ok()) {
-          for (const auto& [uid, r] : *rows) done += r.status == line::DeviceStatus::kDone;
-        }
-        if (done >= 10) {
-          daemons_["SN-A"]->Shutdown(0);
-          return;
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Stops SN-A (cancelling its calls in flight) once 10 chips are done.
+  bool stopped = false;
+  said_.on_done = [&](size_t done) {
+    if (done >= 10 && !stopped) {
+      stopped = true;
+      daemons_["SN-A"]->Shutdown(0);
     }
-  });
+  };
   auto o = Options({a, b});
   o.parallel = 2;
   auto sum = line::RunLine(o);
-  stop_watch = true;
-  watcher.join();
+  said_.on_done = nullptr;
   ASSERT_OK(sum);
   EXPECT_EQ(sum->done, 40u) << out_.str();
   EXPECT_EQ(sum->failed, 0u);
@@ -272,34 +270,32 @@ TEST_F(LineRunTest, MovesBackToAnEarlierMemberWhenItAnswersAgain) {
   // The job as a previous run kept it: SN-B, which lacks it, gets it from the line.
   ASSERT_OK(MakeDirs(dir_.File("tray-200") + "/jobs", 0700));
   ASSERT_OK(WriteFileAtomic(dir_.File("tray-200") + "/jobs/J-1.package", package_));
-  std::atomic<bool> stop_watch{false};
-  // Once the line is under way on SN-B, SN-A serves again at its address.
-  std::thread watcher([&] {
-    while (!stop_watch) {
-      auto db = line::DeviceDb::Open(dir_.File("tray-200") + "/line.db");
-      if (db.ok()) {
-        auto rows = (*db)->Devices("J-1");
-        size_t done = 0;
-        if (rows.ok()) {
-          for (const auto& [uid, r] : *rows) done += r.status == line::DeviceStatus::kDone;
-        }
-        if (done >= 5) {
-          auto d = rpc::Daemon::Start(StateDir("SN-A"), a, log_);
-          EXPECT_TRUE(d.ok()) << d.status();
-          if (d.ok()) daemons_["SN-A"] = *std::move(d);
-          return;
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  });
+  // Once the line is under way on SN-B (5 chips done), SN-A serves again at its address; the
+  // sixth chip is not programmed until the line has said it moves to SN-A, so the run cannot end
+  // on SN-B before a probe finds SN-A.
+  bool restarted = false;
+  said_.on_done = [&](size_t done) {
+    if (done < 5 || restarted) return;
+    restarted = true;
+    auto d = rpc::Daemon::Start(StateDir("SN-A"), a, log_);
+    EXPECT_TRUE(d.ok()) << d.status();
+    if (d.ok()) daemons_["SN-A"] = *std::move(d);
+  };
+  HeldProgrammer* held = nullptr;
+  said_.on_say = [&](const std::string& line) {
+    if (line.find("answers; moving to it") != std::string::npos && held) held->Open();
+  };
   auto o = Options({a, b});
   o.tray_dir = dir_.File("tray-200");
   o.parallel = 1;
   o.probe_ms = 100;
-  auto sum = line::RunLine(o);
-  stop_watch = true;
-  watcher.join();
+  auto sum = line::RunLineWrapping(o, [&](std::unique_ptr<line::Programmer> p) {
+    auto h = std::make_unique<HeldProgrammer>(std::move(p), 6);
+    held = h.get();
+    return std::unique_ptr<line::Programmer>(std::move(h));
+  });
+  said_.on_done = nullptr;
+  said_.on_say = nullptr;
   ASSERT_OK(sum);
   EXPECT_EQ(sum->done, 200u) << out_.str();
   EXPECT_GE(sum->per_member["1.1 (SN-B)"], 5u) << out_.str();
