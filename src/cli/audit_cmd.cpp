@@ -106,8 +106,8 @@ void AddVerify(CLI::App& audit, Dispatch& dispatch) {
       const auto* root = &group.supplier_root();
       ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(a->file, hsm::kMaxAuditExport));
       ASSIGN_OR_RETURN(auto statement, ReadStatementFile(a->statement, *chain, *root));
-      auto report =
-          hsm::VerifyAuditExport(bytes, *chain, *root, 0, statement ? &*statement : nullptr);
+      auto report = hsm::VerifyAuditExport(bytes, *chain, *root, SystemClock(),
+                                           statement ? &*statement : nullptr);
       if (!report.ok()) return Annotate(report.status(), a->file);
       std::cout << "audit of HSM " << report->hsm_serial << ": " << report->entries << " entries, "
                 << report->checkpoints << " checkpoints, chain intact\n";

@@ -144,8 +144,8 @@ absl::StatusOr<std::vector<hsm::AuditReport>> VerifyAudits(const std::vector<std
   std::vector<hsm::AuditReport> reports;
   for (const std::string& file : files) {
     ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(file, hsm::kMaxAuditExport));
-    auto report =
-        hsm::VerifyAuditExport(bytes, *chain, *root, 0, statement ? &*statement : nullptr);
+    auto report = hsm::VerifyAuditExport(bytes, *chain, *root, SystemClock(),
+                                         statement ? &*statement : nullptr);
     if (!report.ok()) return Annotate(report.status(), file);
     std::cout << "audit of HSM " << report->hsm_serial << " (member " << report->member_id
               << "): " << report->entries << " entries, chain intact\n";
