@@ -32,7 +32,7 @@ const clade::crypto::Certificate& Root() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  (void)clade::hsm::VerifyStatement(std::span<const uint8_t>(data, size), {}, Root(),
-                                    /*now=*/1800000000);
+  static const clade::FixedClock kClock(1800000000);
+  (void)clade::hsm::VerifyStatement(std::span<const uint8_t>(data, size), {}, Root(), kClock);
   return 0;
 }

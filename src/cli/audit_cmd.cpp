@@ -100,8 +100,8 @@ void AddVerify(CLI::App& audit, Dispatch& dispatch) {
   OnRun(*cmd, dispatch, [a]() -> absl::Status {
     ASSIGN_OR_RETURN(OfflineTrust trust, LoadOfflineTrust(a->trust));
     ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(a->file, hsm::kMaxAuditExport));
-    auto report = hsm::VerifyAuditExport(bytes, trust.group_ca_chain(), trust.supplier_root(), 0,
-                                         trust.statement_or_null());
+    auto report = hsm::VerifyAuditExport(bytes, trust.group_ca_chain(), trust.supplier_root(),
+                                         SystemClock(), trust.statement_or_null());
     if (!report.ok()) return Annotate(report.status(), a->file);
     std::cout << "audit of HSM " << report->hsm_serial << ": " << report->entries << " entries, "
               << report->checkpoints << " checkpoints, chain intact\n";

@@ -143,8 +143,8 @@ absl::StatusOr<std::vector<hsm::AuditReport>> VerifyAudits(const std::vector<std
   std::vector<hsm::AuditReport> reports;
   for (const std::string& file : files) {
     ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(file, hsm::kMaxAuditExport));
-    auto report = hsm::VerifyAuditExport(bytes, trust.group_ca_chain(), trust.supplier_root(), 0,
-                                         trust.statement_or_null());
+    auto report = hsm::VerifyAuditExport(bytes, trust.group_ca_chain(), trust.supplier_root(),
+                                         SystemClock(), trust.statement_or_null());
     if (!report.ok()) return Annotate(report.status(), file);
     std::cout << "audit of HSM " << report->hsm_serial << " (member " << report->member_id
               << "): " << report->entries << " entries, chain intact\n";

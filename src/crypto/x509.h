@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/key.h"
 #include "crypto/ssl_ptr.h"
@@ -100,7 +101,8 @@ struct CertProfile {
 absl::StatusOr<Certificate> IssueCertificate(const CertProfile& profile,
                                              const PublicKey& subject_key,
                                              const Certificate* issuer,
-                                             const PrivateKey& issuer_key);
+                                             const PrivateKey& issuer_key,
+                                             const Clock& clock = SystemClock());
 
 struct VerifyOptions {
   int64_t at_time = 0;  // unix seconds; 0 = now

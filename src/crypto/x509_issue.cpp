@@ -185,7 +185,7 @@ absl::Status AddRawExtensions(X509* x, const CertProfile& profile) {
 absl::StatusOr<Certificate> IssueCertificate(const CertProfile& profile,
                                              const PublicKey& subject_key,
                                              const Certificate* issuer,
-                                             const PrivateKey& issuer_key) {
+                                             const PrivateKey& issuer_key, const Clock& clock) {
   const PublicKey& expected = issuer != nullptr ? issuer->SubjectKey() : subject_key;
   if (!expected.Equals(issuer_key.Public())) {
     return absl::InvalidArgumentError(
@@ -193,7 +193,7 @@ absl::StatusOr<Certificate> IssueCertificate(const CertProfile& profile,
                           : "a self-signed certificate must be signed by its own key");
   }
   if (profile.not_after == 0) return absl::InvalidArgumentError("not_after is required");
-  int64_t not_before = profile.not_before != 0 ? profile.not_before : NowUnix() - 60;
+  int64_t not_before = profile.not_before != 0 ? profile.not_before : clock.Now() - 60;
   if (profile.not_after <= not_before || profile.not_after > kNoExpiry) {
     return absl::InvalidArgumentError("not_after must be after not_before and at most 9999");
   }

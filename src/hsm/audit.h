@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/key.h"
 #include "crypto/x509.h"
@@ -95,14 +96,14 @@ struct AuditReport {
 // identity, supplier issuing; `supplier_root` the trust anchor). Refusals name the entry: "audit
 // entry 17: previous digest does not match entry 16", "audit entry 5 is out of order", "checkpoint
 // at entry 64 is not signed by a member of group …", "audit entry 9 claims member id 1.2, the
-// signer is 1.1". Certificates are checked at `now` (0 = the current time).
+// signer is 1.1". Certificates are checked at `clock`'s time.
 // With a `statement` of the group (hsm/group_statement.h), an entry by a member it revokes, dated
 // at or after the revocation, fails: "audit entry 40 (provision) by member 1.2 at … is after its
 // revocation at …".
 struct VerifiedStatement;
 absl::StatusOr<AuditReport> VerifyAuditExport(
     std::span<const uint8_t> export_bytes, const std::vector<crypto::Certificate>& group_ca_chain,
-    const crypto::Certificate& supplier_root, int64_t now = 0,
+    const crypto::Certificate& supplier_root, const Clock& clock = SystemClock(),
     const VerifiedStatement* statement = nullptr);
 
 }  // namespace clade::hsm

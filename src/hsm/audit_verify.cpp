@@ -102,8 +102,9 @@ absl::StatusOr<std::vector<Position>> MergeLog(const v1::AuditExport& ex,
 
 absl::StatusOr<AuditReport> VerifyAuditExport(
     std::span<const uint8_t> export_bytes, const std::vector<crypto::Certificate>& group_ca_chain,
-    const crypto::Certificate& supplier_root, int64_t now, const VerifiedStatement* statement) {
-  if (now == 0) now = NowUnix();
+    const crypto::Certificate& supplier_root, const Clock& clock,
+    const VerifiedStatement* statement) {
+  const int64_t now = clock.Now();
   // 1. The envelope, signed by a genuine HSM.
   ASSIGN_OR_RETURN(wire::Envelope env,
                    wire::OpenMessage(export_bytes, kAuditExportType, kMaxAuditExport));

@@ -228,8 +228,8 @@ absl::StatusOr<std::string> GroupExportDir::VerifyGroupUnder(
 
 absl::StatusOr<std::string> VerifyGroupEncryptionCert(
     const std::vector<crypto::Certificate>& group_ca_chain, const crypto::Certificate& encryption,
-    const crypto::Certificate& supplier_root) {
-  int64_t now = NowUnix();
+    const crypto::Certificate& supplier_root, const Clock& clock) {
+  const int64_t now = clock.Now();
   ASSIGN_OR_RETURN(auto group, internal::VerifyGroupCaChain(group_ca_chain, supplier_root, now));
   absl::Status ok = internal::VerifyIssuedByGroup(encryption, CertKind::kGroupEncryption, group,
                                                   supplier_root, now);

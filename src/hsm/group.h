@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/x509.h"
 #include "hsm/hsm.h"
@@ -92,7 +93,7 @@ class GroupExportDir {
 // certificate. Returns the group id.
 absl::StatusOr<std::string> VerifyGroupEncryptionCert(
     const std::vector<crypto::Certificate>& group_ca_chain, const crypto::Certificate& encryption,
-    const crypto::Certificate& supplier_root);
+    const crypto::Certificate& supplier_root, const Clock& clock = SystemClock());
 
 enum class PolicyList { kAllow, kDeny };
 // Adds an HSM serial to the allow or deny list of this member's copy of the policy.

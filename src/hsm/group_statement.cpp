@@ -98,8 +98,8 @@ bool VerifiedStatement::IsSerialDenied(const std::string& serial) const {
 
 absl::StatusOr<VerifiedStatement> VerifyStatement(
     std::span<const uint8_t> message, const std::vector<crypto::Certificate>& group_ca_chain,
-    const crypto::Certificate& supplier_root, int64_t now) {
-  if (now == 0) now = NowUnix();
+    const crypto::Certificate& supplier_root, const Clock& clock) {
+  const int64_t now = clock.Now();
   ASSIGN_OR_RETURN(wire::Envelope env,
                    wire::OpenMessage(message, kStatementType, kMaxStatementSize));
   ASSIGN_OR_RETURN(v1::GroupStatement s,

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/x509.h"
 #include "hsm/hsm.h"
@@ -62,14 +63,14 @@ struct VerifiedStatement {
 };
 
 // Checks a statement message against a group (`group_ca_chain` = group CA, founder identity,
-// supplier issuing; `supplier_root` the trust anchor), at `now` (0 = the current time). Refusals:
+// supplier issuing; `supplier_root` the trust anchor), at `clock`'s time. Refusals:
 // InvalidArgument "malformed message: …" (truncated, unknown fields, missing fields);
 // PermissionDenied "statement is for group X, not group Y", "statement is not signed by group Y:
 // its signer chain holds another group CA", "statement is not signed by the group signing key of
 // group Y: …", "statement was issued in the future (…)".
 absl::StatusOr<VerifiedStatement> VerifyStatement(
     std::span<const uint8_t> message, const std::vector<crypto::Certificate>& group_ca_chain,
-    const crypto::Certificate& supplier_root, int64_t now = 0);
+    const crypto::Certificate& supplier_root, const Clock& clock = SystemClock());
 
 enum class StatementOrder { kNewer, kSame };
 // Whether `next` may replace `held`: kNewer (higher sequence, keeps every revocation of `held`,

@@ -198,7 +198,7 @@ absl::StatusOr<AcceptedStatement> AcceptStatement(Hsm& hsm, std::span<const uint
     }
     ASSIGN_OR_RETURN(auto chain, GroupChain(m->group()));
     ASSIGN_OR_RETURN(VerifiedStatement next,
-                     VerifyStatement(message, chain, hsm.supplier_root(), now));
+                     VerifyStatement(message, chain, hsm.supplier_root(), FixedClock(now)));
     ASSIGN_OR_RETURN(auto held, internal::LoadStatement(tx, m->group(), hsm.supplier_root(), now));
     if (held) {
       ASSIGN_OR_RETURN(StatementOrder order, CompareToHeld(*held, next));
@@ -301,7 +301,7 @@ absl::StatusOr<std::optional<VerifiedStatement>> LoadStatement(const store::Tran
   ASSIGN_OR_RETURN(auto bytes, tx.Get(kStatementNs, group.group_id()));
   if (!bytes) return std::optional<VerifiedStatement>();
   ASSIGN_OR_RETURN(auto chain, GroupChain(group));
-  auto s = VerifyStatement(*bytes, chain, root, now);
+  auto s = VerifyStatement(*bytes, chain, root, FixedClock(now));
   if (!s.ok()) {
     return absl::DataLossError("the HSM state holds a group statement for group " +
                                group.group_id() +
@@ -332,7 +332,7 @@ absl::Status AdoptAtJoin(store::Transaction& tx, const v1::GroupPublic& group,
                          const std::string& bytes, const crypto::Certificate& root, int64_t now) {
   if (bytes.empty()) return absl::OkStatus();
   ASSIGN_OR_RETURN(auto chain, GroupChain(group));
-  auto s = VerifyStatement(crypto::AsBytes(bytes), chain, root, now);
+  auto s = VerifyStatement(crypto::AsBytes(bytes), chain, root, FixedClock(now));
   if (!s.ok()) {
     return Refuse("the group statement in the response is refused: " +
                   std::string(s.status().message()));

@@ -182,8 +182,9 @@ absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package,
 
 absl::StatusOr<VerifiedJobPackage> VerifyJobPackage(std::span<const uint8_t> package,
                                                     const crypto::Certificate& oem_root,
-                                                    const std::string& group_id, int64_t now) {
-  if (now == 0) now = NowUnix();
+                                                    const std::string& group_id,
+                                                    const Clock& clock) {
+  const int64_t now = clock.Now();
   ASSIGN_OR_RETURN(internal::OpenedJob job, internal::OpenJob(package));
   ASSIGN_OR_RETURN(VerifiedJobPackage out, internal::VerifyOpenedJob(job, oem_root, group_id, now));
   const std::string& fw = job.package.firmware();

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/cert_template.h"
 #include "crypto/key.h"
@@ -66,13 +67,14 @@ struct VerifiedJobPackage {
   std::vector<uint8_t> config_sha256;
 };
 // The checks of `job import` that need no member's secrets (ImportJob makes them, then opens the
-// wrapped CA key): signed by `oem_root`, for group `group_id`, not expired at `now`, a valid job
-// id and profile, the device-issuing CA a CA issued by `oem_root`, digests matching. Refusals as
-// ImportJob's, e.g. "package is for group X, not group Y", "package is not signed by the OEM root
-// group Y trusts ('CN=…')".
+// wrapped CA key): signed by `oem_root`, for group `group_id`, not expired at `clock`'s time, a
+// valid job id and profile, the device-issuing CA a CA issued by `oem_root`, digests matching.
+// Refusals as ImportJob's, e.g. "package is for group X, not group Y", "package is not signed by
+// the OEM root group Y trusts ('CN=…')".
 absl::StatusOr<VerifiedJobPackage> VerifyJobPackage(std::span<const uint8_t> package,
                                                     const crypto::Certificate& oem_root,
-                                                    const std::string& group_id, int64_t now = 0);
+                                                    const std::string& group_id,
+                                                    const Clock& clock = SystemClock());
 // What a programmed device must carry according to a job package: its job id and the firmware
 // and config digests (empty = the job has none). JobImageDigests checks only that the package
 // opens and is signed by `oem_root` (a chip is checked against its job long after the job may have
@@ -163,6 +165,6 @@ struct VerifiedRecord {
 };
 absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
     std::span<const uint8_t> record, const std::vector<crypto::Certificate>& group_ca_chain,
-    const crypto::Certificate& supplier_root);
+    const crypto::Certificate& supplier_root, const Clock& clock = SystemClock());
 
 }  // namespace clade::hsm

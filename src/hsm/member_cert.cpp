@@ -10,8 +10,8 @@ namespace clade::hsm {
 
 absl::StatusOr<VerifiedMember> VerifyMemberCert(
     const crypto::Certificate& member_cert, const std::vector<crypto::Certificate>& group_ca_chain,
-    const crypto::Certificate& supplier_root, int64_t now) {
-  if (now == 0) now = NowUnix();
+    const crypto::Certificate& supplier_root, const Clock& clock) {
+  const int64_t now = clock.Now();
   ASSIGN_OR_RETURN(internal::VerifiedGroupCa group,
                    internal::VerifyGroupCaChain(group_ca_chain, supplier_root, now));
   absl::Status issued =

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/x509.h"
 #include "hsm/job.h"
@@ -23,12 +24,12 @@ struct VerifiedMember {
 
 // Checks `member_cert` against a group: the group CA chain (group CA, founder identity, supplier
 // issuing) is genuine under `supplier_root`, and the certificate is of kind member, issued
-// directly by that group CA, valid at `now` (0 = now), naming a member id and an HSM serial.
+// directly by that group CA, valid at `clock`'s time, naming a member id and an HSM serial.
 // PermissionDenied with the reason, e.g. "certificate 'CN=…' is a client certificate, expected a
 // member certificate", "certificate 'CN=…' is not issued directly by the group CA".
 absl::StatusOr<VerifiedMember> VerifyMemberCert(
     const crypto::Certificate& member_cert, const std::vector<crypto::Certificate>& group_ca_chain,
-    const crypto::Certificate& supplier_root, int64_t now = 0);
+    const crypto::Certificate& supplier_root, const Clock& clock = SystemClock());
 
 // VerifyProvisioningRecord for a member the caller verified already (a line checks a member
 // once, then each of its records on the hot path): the record's signature verifies with

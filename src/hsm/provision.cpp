@@ -230,11 +230,11 @@ absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req
 
 absl::StatusOr<VerifiedRecord> VerifyProvisioningRecord(
     std::span<const uint8_t> record, const std::vector<crypto::Certificate>& group_ca_chain,
-    const crypto::Certificate& supplier_root) {
+    const crypto::Certificate& supplier_root, const Clock& clock) {
   ASSIGN_OR_RETURN(auto opened, wire::OpenMessageAs<v1::ProvisioningRecord>(record));
   const wire::Envelope& env = opened.envelope;
   const v1::ProvisioningRecord& rec = opened.message;
-  int64_t now = NowUnix();
+  const int64_t now = clock.Now();
   ASSIGN_OR_RETURN(auto group, internal::VerifyGroupCaChain(group_ca_chain, supplier_root, now));
   const crypto::Certificate& member = env.signer_chain.front();
   absl::Status issued =

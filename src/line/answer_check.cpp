@@ -37,14 +37,13 @@ absl::StatusOr<LineGroup> LineGroupOfClient(std::string_view client_chain_pem,
 absl::StatusOr<hsm::VerifiedMember> CheckServerIsMember(const LineGroup& group,
                                                         const crypto::Certificate& server_cert,
                                                         std::span<const uint8_t> member_cert_der,
-                                                        int64_t now) {
-  if (now == 0) now = NowUnix();
+                                                        const Clock& clock) {
   if (member_cert_der.empty()) return Refuse("it shows no member certificate for the group");
   auto cert = crypto::Certificate::FromDer(member_cert_der);
   if (!cert.ok()) {
     return Refuse("its member certificate does not parse: " + std::string(cert.status().message()));
   }
-  auto member = hsm::VerifyMemberCert(*cert, group.group_ca_chain, group.supplier_root, now);
+  auto member = hsm::VerifyMemberCert(*cert, group.group_ca_chain, group.supplier_root, clock);
   if (!member.ok()) return Refuse(std::string(member.status().message()));
   // The TLS handshake proved the server holds the key of `server_cert`; the member certificate
   // binds that key to a member id of the group.
@@ -61,9 +60,9 @@ absl::StatusOr<hsm::VerifiedMember> CheckServerIsMember(const LineGroup& group,
 }
 
 absl::Status CheckMemberNotRevoked(const LineGroup& group, const hsm::VerifiedMember& member,
-                                   std::span<const uint8_t> statement, int64_t now) {
+                                   std::span<const uint8_t> statement, const Clock& clock) {
   if (statement.empty()) return absl::OkStatus();
-  auto held = hsm::VerifyStatement(statement, group.group_ca_chain, group.supplier_root, now);
+  auto held = hsm::VerifyStatement(statement, group.group_ca_chain, group.supplier_root, clock);
   if (!held.ok()) return absl::OkStatus();
   // By member id and by serial: a member is revoked under either name (docs/protocol.md).
   const hsm::RevokedMember* r = held->IsMemberRevoked(member.member_id);
@@ -76,8 +75,8 @@ absl::Status CheckMemberNotRevoked(const LineGroup& group, const hsm::VerifiedMe
 }
 
 absl::Status CheckAnswer(const hsm::VerifiedJobPackage& job, const hsm::VerifiedMember& member,
-                         const AskedDevice& asked, const DeviceAnswer& answer, int64_t now) {
-  if (now == 0) now = NowUnix();
+                         const AskedDevice& asked, const DeviceAnswer& answer, const Clock& clock) {
+  const int64_t now = clock.Now();
   // 1. The device certificate, under the package's chain.
   auto cert = crypto::Certificate::FromDer(answer.device_cert_der);
   if (!cert.ok()) {

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/key.h"
 #include "crypto/x509.h"
@@ -40,7 +41,7 @@ absl::StatusOr<LineGroup> LineGroupOfClient(std::string_view client_chain_pem,
 absl::StatusOr<hsm::VerifiedMember> CheckServerIsMember(const LineGroup& group,
                                                         const crypto::Certificate& server_cert,
                                                         std::span<const uint8_t> member_cert_der,
-                                                        int64_t now = 0);
+                                                        const Clock& clock = SystemClock());
 
 // Checks that the group statement the line holds (its client directory's statement.msg, kept
 // newest by every call, docs/decisions/0006-group-statements.md) does not revoke `member`. An
@@ -48,7 +49,8 @@ absl::StatusOr<hsm::VerifiedMember> CheckServerIsMember(const LineGroup& group,
 // the client ignores it. PermissionDenied "member 1.2 (HSM SN-3) is revoked in group G since …
 // (statement 4)".
 absl::Status CheckMemberNotRevoked(const LineGroup& group, const hsm::VerifiedMember& member,
-                                   std::span<const uint8_t> statement, int64_t now = 0);
+                                   std::span<const uint8_t> statement,
+                                   const Clock& clock = SystemClock());
 
 // What the line asked for one device.
 struct AskedDevice {
@@ -63,13 +65,13 @@ struct DeviceAnswer {
 };
 
 // Checks one answer of `member` for the verified `job`: the device certificate verifies to the
-// job's device-issuing CA and OEM root (the package's chain, not one a server sends) at `now`,
-// has the serial the answer names, and in device key mode certifies the chip's key; the record is
-// signed by `member`'s certificate (verified under the group by CheckServerIsMember) and names
-// this job, uid, serial, certificate digest, key mode and the SHA-256 of the job's firmware and
-// config.
-// PermissionDenied naming the failed check, e.g. "the record names uid U2, not U1".
+// job's device-issuing CA and OEM root (the package's chain, not one a server sends) at `clock`'s
+// time, has the serial the answer names, and in device key mode certifies the chip's key; the
+// record is signed by `member`'s certificate (verified under the group by CheckServerIsMember) and
+// names this job, uid, serial, certificate digest, key mode and the SHA-256 of the job's firmware
+// and config. PermissionDenied naming the failed check, e.g. "the record names uid U2, not U1".
 absl::Status CheckAnswer(const hsm::VerifiedJobPackage& job, const hsm::VerifiedMember& member,
-                         const AskedDevice& asked, const DeviceAnswer& answer, int64_t now = 0);
+                         const AskedDevice& asked, const DeviceAnswer& answer,
+                         const Clock& clock = SystemClock());
 
 }  // namespace clade::line

@@ -146,7 +146,7 @@ bool LineCore::OnAnswer(const v1::ProvisionResponse& a) {
     absl::Status checked = CheckAnswer(job_->verified, *m.verified, AskedDevice{f.uid, f.chip_key},
                                        DeviceAnswer{crypto::AsBytes(a.device_cert()),
                                                     a.cert_serial(), crypto::AsBytes(a.record())},
-                                       Now());
+                                       FixedClock(Now()));
     facts.passed_checks = checked.ok();
     if (!checked.ok()) {
       error = "the answer of member " + m.Name() + " for " + f.uid +

@@ -22,8 +22,8 @@ absl::Status LineCore::LearnJob(std::vector<uint8_t> package) {
   }
   Job job;
   job.package = std::move(package);
-  ASSIGN_OR_RETURN(job.verified,
-                   hsm::VerifyJobPackage(job.package, *o_.oem_root, group_.group_id, Now()));
+  ASSIGN_OR_RETURN(job.verified, hsm::VerifyJobPackage(job.package, *o_.oem_root, group_.group_id,
+                                                       FixedClock(Now())));
   if (job.verified.job_id != o_.job_id) {
     return absl::InvalidArgumentError("the package is for job " + job.verified.job_id + ", not " +
                                       o_.job_id);
@@ -52,7 +52,8 @@ absl::Status LineCore::Activate(size_t i) {
   }
   auto server_cert = crypto::Certificate::FromPem(st->server_cert_pem);
   if (!server_cert.ok()) return not_member(server_cert.status());
-  auto member = CheckServerIsMember(group_, *server_cert, crypto::AsBytes(st->member_cert), Now());
+  auto member = CheckServerIsMember(group_, *server_cert, crypto::AsBytes(st->member_cert),
+                                    FixedClock(Now()));
   if (!member.ok()) return not_member(member.status());
   // The newest group statement this line has seen (every call keeps it), so that a revoked member
   // that has not heard of its revocation is not believed either.
@@ -60,7 +61,7 @@ absl::Status LineCore::Activate(size_t i) {
     auto held = ReadFileBytes(o_.credentials.statement_file, hsm::kMaxStatementSize);
     if (!held.ok() && !absl::IsNotFound(held.status())) return held.status();
     if (held.ok()) {
-      absl::Status revoked = CheckMemberNotRevoked(group_, *member, *held, Now());
+      absl::Status revoked = CheckMemberNotRevoked(group_, *member, *held, FixedClock(Now()));
       if (!revoked.ok()) return not_member(revoked);
     }
   }

@@ -7,14 +7,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
-#include <functional>
 #include <iterator>
 #include <mutex>
 #include <optional>
 #include <string_view>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "base/files.h"
@@ -84,24 +81,21 @@ absl::Status CheckSchema(sqlite3* db, const std::string& path, bool create) {
     return absl::FailedPreconditionError(NotALineDb(path, absl::StrCat("schema version ", found)));
   };
   if (v != 0 || !create) return refuse(v);
-  RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE", what));
-  auto schema = [&]() -> absl::Status {
-    ASSIGN_OR_RETURN(int64_t again, SchemaVersion(db, what));
-    if (again == DeviceDb::kSchemaVersion) return absl::OkStatus();  // made by another process
-    if (again != 0) return refuse(again);
+  ASSIGN_OR_RETURN(
+      store::sqlite::SqliteTransaction tx,
+      store::sqlite::SqliteTransaction::Begin(db, store::sqlite::TransactionMode::kWrite, what));
+  ASSIGN_OR_RETURN(int64_t again, SchemaVersion(db, what));
+  if (again == DeviceDb::kSchemaVersion) return absl::OkStatus();  // made by another process
+  if (again != 0) return refuse(again);
+  {
     ASSIGN_OR_RETURN(Query tables, Query::Prepare(db, "SELECT count(*) FROM sqlite_master", what));
     ASSIGN_OR_RETURN(bool row, tables.Step());
     if (row && tables.Int(0) != 0) return refuse(0);  // another program's database
-    tables.Reset();
-    RETURN_IF_ERROR(Exec(db, kSchema, "cannot create the tables of " + path));
-    return Exec(db, absl::StrCat("PRAGMA user_version = ", DeviceDb::kSchemaVersion).c_str(),
-                "cannot set the schema version of " + path);
-  }();
-  if (!schema.ok()) {
-    Exec(db, "ROLLBACK", what).IgnoreError();
-    return schema;
   }
-  return Exec(db, "COMMIT", "cannot commit the schema of " + path);
+  RETURN_IF_ERROR(Exec(db, kSchema, "cannot create the tables of " + path));
+  RETURN_IF_ERROR(Exec(db, absl::StrCat("PRAGMA user_version = ", DeviceDb::kSchemaVersion).c_str(),
+                       "cannot set the schema version of " + path));
+  return tx.Commit("cannot commit the schema of " + path);
 }
 
 absl::StatusOr<SqliteDb> OpenFile(const std::string& path, bool create) {
@@ -110,47 +104,20 @@ absl::StatusOr<SqliteDb> OpenFile(const std::string& path, bool create) {
   } else if (!PathExists(path)) {
     return absl::NotFoundError("no line database " + path);
   }
-  sqlite3* raw = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, nullptr);
-  SqliteDb db(raw);  // owns the handle even when open failed
-  if (rc != SQLITE_OK) return SqliteError(db.get(), rc, "cannot open " + path);
-  sqlite3_extended_result_codes(db.get(), 1);
-  sqlite3_db_config(db.get(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
-  // The runner and a reader (`clade line status`, the sqlite3 shell) may hold the file at once.
-  sqlite3_busy_timeout(db.get(), 5000);
-  const std::string what = "cannot configure " + path;
-  auto configure_once = [&]() -> absl::Status {
-    RETURN_IF_ERROR(Exec(db.get(), "PRAGMA trusted_schema = OFF", what));
-    std::string mode;
-    {  // the statement ends here: a COMMIT below fails while it is in progress
-      ASSIGN_OR_RETURN(Query wal, Query::Prepare(db.get(), "PRAGMA journal_mode = WAL", what));
-      ASSIGN_OR_RETURN(bool row, wal.Step());
-      if (row) mode = wal.Text(0);
-    }
-    if (mode != "wal") {
-      return absl::InternalError(absl::StrCat(what, ": journal_mode is \"", mode,
-                                              "\", not WAL (is it on a network disk?)"));
-    }
-    // FULL: a device recorded done stays done after a power cut (the chip is locked by then).
-    RETURN_IF_ERROR(Exec(db.get(), "PRAGMA synchronous = FULL", what));
-    return CheckSchema(db.get(), path, create);
-  };
-  // Switching a new file to WAL takes an exclusive lock, for which SQLite does not always call
-  // the busy handler: a reader opening the file at that moment (`clade line status`) or the
-  // line opening it while a reader does sees SQLITE_BUSY. Such a clash is retried for up to 5 s.
-  absl::Status configure = configure_once();
-  for (int i = 0; i < 100 && absl::IsUnavailable(configure); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    configure = configure_once();
-  }
+  // The runner and a reader (`clade line status`, the sqlite3 shell) may hold the file at once:
+  // OpenDatabase waits on the busy timeout and retries the configuration and the schema check.
+  // FULL synchronous: a device recorded done stays done after a power cut (the chip is locked by
+  // then).
+  store::sqlite::OpenOptions options;
+  options.check = [&](sqlite3* db) { return CheckSchema(db, path, create); };
+  absl::StatusOr<SqliteDb> db = store::sqlite::OpenDatabase(path, options);
+  absl::Status configure = db.status();
   if (absl::IsDataLoss(configure)) {
     // SQLITE_NOTADB (or CORRUPT): "file is not a database".
     std::string why(configure.message());
     if (size_t colon = why.rfind(": "); colon != std::string::npos) why.erase(0, colon + 2);
     return absl::FailedPreconditionError(NotALineDb(path, why));
   }
-  RETURN_IF_ERROR(configure);
   return db;
 }
 

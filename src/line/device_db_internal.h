@@ -110,11 +110,8 @@ struct DeviceDb::Impl {
 
   // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back if it fails.
   absl::Status Write(const std::string& what, const std::function<absl::Status()>& body) {
-    RETURN_IF_ERROR(device_db_internal::Exec(db.get(), "BEGIN IMMEDIATE", what));
-    absl::Status s = body();
-    if (s.ok()) s = device_db_internal::Exec(db.get(), "COMMIT", what);
-    if (!s.ok()) device_db_internal::Exec(db.get(), "ROLLBACK", what).IgnoreError();
-    return s;
+    return store::sqlite::WithTransaction(db.get(), store::sqlite::TransactionMode::kWrite, what,
+                                          body);
   }
 };
 

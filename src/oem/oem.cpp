@@ -23,7 +23,7 @@ std::string Str(const std::vector<uint8_t>& v) { return std::string(v.begin(), v
 
 }  // namespace
 
-absl::StatusOr<Oem> Oem::Init(const std::string& dir, const std::string& name) {
+absl::StatusOr<Oem> Oem::Init(const std::string& dir, const std::string& name, const Clock& clock) {
   crypto::OfflineCaSpec spec{.owner = name,
                              .noun = "OEM",
                              .role = "an OEM",
@@ -38,7 +38,7 @@ absl::StatusOr<Oem> Oem::Init(const std::string& dir, const std::string& name) {
                                          .key_usage = {"keyCertSign", "cRLSign"},
                                          .policies = {},
                                          .path_len = 0}};
-  ASSIGN_OR_RETURN(auto ca, crypto::CreateOfflineCa(dir, spec, NowUnix()));
+  ASSIGN_OR_RETURN(auto ca, crypto::CreateOfflineCa(dir, spec, clock.Now()));
   return Oem(dir, std::move(ca.root), std::move(ca.issuing));
 }
 
@@ -47,8 +47,8 @@ absl::StatusOr<Oem> Oem::Load(const std::string& dir) {
   return Oem(dir, std::move(ca.root), std::move(ca.issuing));
 }
 
-absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, int64_t now) const {
-  if (now == 0) now = NowUnix();
+absl::StatusOr<PackageSummary> Oem::Package(const PackageOptions& o, const Clock& clock) const {
+  const int64_t now = clock.Now();
   if (hsm::CheckSerialSyntax(o.job_id).ok() == false) {
     return absl::InvalidArgumentError("job id '" + o.job_id +
                                       "' must be 1 to 64 letters, digits, '.', '_' or '-'");

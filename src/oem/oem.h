@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/key.h"
 #include "crypto/x509.h"
@@ -38,7 +39,8 @@ struct PackageSummary {
 class Oem {
  public:
   // Creates O with a new root CA and device-issuing CA. Refuses if any of the files exists.
-  static absl::StatusOr<Oem> Init(const std::string& dir, const std::string& name);
+  static absl::StatusOr<Oem> Init(const std::string& dir, const std::string& name,
+                                  const Clock& clock = SystemClock());
   // Loads O. The issuing key is optional (absent when the OEM wraps it with openssl itself).
   static absl::StatusOr<Oem> Load(const std::string& dir);
 
@@ -51,7 +53,8 @@ class Oem {
   // supplier root pinned …", "the group export's supplier root (SHA-256 F) is not the supplier
   // root you pinned (SHA-256 P) …", "the group in DIR is not genuine: …" (its chain does not
   // verify to the pinned root).
-  absl::StatusOr<PackageSummary> Package(const PackageOptions& options, int64_t now = 0) const;
+  absl::StatusOr<PackageSummary> Package(const PackageOptions& options,
+                                         const Clock& clock = SystemClock()) const;
 
   Oem(Oem&&) noexcept = default;
   Oem& operator=(Oem&&) noexcept = default;

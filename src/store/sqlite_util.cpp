@@ -1,6 +1,42 @@
 #include "store/sqlite_util.h"
 
+#include <sys/stat.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
 namespace clade::store::sqlite {
+namespace {
+
+bool IsSymlink(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+absl::Status Configure(sqlite3* db, const std::string& path, const OpenOptions& options) {
+  const std::string what = "cannot configure " + path;
+  RETURN_IF_ERROR(Exec(db, "PRAGMA trusted_schema = OFF", what));
+  std::string mode;
+  {  // the statement ends here: a COMMIT in `check` fails while it is in progress
+    ASSIGN_OR_RETURN(SqliteStatement wal, Prepare(db, "PRAGMA journal_mode = WAL", what));
+    ASSIGN_OR_RETURN(bool row, Step(db, wal.get(), what));
+    if (row) mode = ColumnText(wal.get(), 0);
+  }
+  if (mode != "wal") {
+    return absl::InternalError(
+        absl::StrCat(what, ": journal_mode is \"", mode, "\", not WAL (is it on a network disk?)"));
+  }
+  RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous = FULL", what));
+  RETURN_IF_ERROR(Exec(db, "PRAGMA foreign_keys = ON", what));
+  if (options.check) return options.check(db);
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::Status SqliteError(sqlite3* db, int rc, const std::string& what) {
   std::string msg = what + ": " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -28,6 +64,63 @@ absl::Status SqliteError(sqlite3* db, int rc, const std::string& what) {
     default:
       return absl::InternalError(msg);
   }
+}
+
+absl::StatusOr<SqliteDb> OpenDatabase(const std::string& path, const OpenOptions& options) {
+  int flags =
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | (options.create ? SQLITE_OPEN_CREATE : 0);
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  SqliteDb db(raw);  // owns the handle even when open failed
+  if (rc != SQLITE_OK) {
+    if (IsSymlink(path)) {
+      return absl::FailedPreconditionError(path + " is a symbolic link; refusing to follow it");
+    }
+    return SqliteError(db.get(), rc, "cannot open " + path);
+  }
+  sqlite3_extended_result_codes(db.get(), 1);
+  sqlite3_db_config(db.get(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  sqlite3_busy_timeout(db.get(), 5000);
+  absl::Status configure = Configure(db.get(), path, options);
+  for (int i = 0; i < 100 && absl::IsUnavailable(configure); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    configure = Configure(db.get(), path, options);
+  }
+  RETURN_IF_ERROR(configure);
+  return db;
+}
+
+absl::StatusOr<SqliteTransaction> SqliteTransaction::Begin(sqlite3* db, TransactionMode mode,
+                                                           const std::string& what) {
+  RETURN_IF_ERROR(Exec(db, mode == TransactionMode::kWrite ? "BEGIN IMMEDIATE" : "BEGIN", what));
+  return SqliteTransaction(db);
+}
+
+SqliteTransaction::SqliteTransaction(SqliteTransaction&& other) noexcept
+    : db_(std::exchange(other.db_, nullptr)) {}
+
+SqliteTransaction::~SqliteTransaction() {
+  if (db_ != nullptr) Rollback("cannot roll back").IgnoreError();
+}
+
+absl::Status SqliteTransaction::Commit(const std::string& what) {
+  RETURN_IF_ERROR(Exec(db_, "COMMIT", what));  // a failed COMMIT leaves the transaction open
+  db_ = nullptr;
+  return absl::OkStatus();
+}
+
+absl::Status SqliteTransaction::Rollback(const std::string& what) {
+  sqlite3* db = std::exchange(db_, nullptr);
+  // Some errors (SQLITE_FULL, SQLITE_IOERR…) end the transaction themselves.
+  if (db == nullptr || sqlite3_get_autocommit(db)) return absl::OkStatus();
+  return Exec(db, "ROLLBACK", what);
+}
+
+absl::Status WithTransaction(sqlite3* db, TransactionMode mode, const std::string& what,
+                             const std::function<absl::Status()>& fn) {
+  ASSIGN_OR_RETURN(SqliteTransaction tx, SqliteTransaction::Begin(db, mode, what));
+  RETURN_IF_ERROR(fn());
+  return tx.Commit(what);
 }
 
 absl::StatusOr<SqliteStatement> Prepare(sqlite3* db, std::string_view sql,

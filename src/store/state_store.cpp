@@ -59,29 +59,11 @@ std::string ParentDir(const std::string& path) {
   return parent.empty() ? "." : parent;
 }
 
-// Opens (or creates) a database file and applies the connection settings every connection uses.
+// Opens (or creates) a database file with the settings every connection uses (sqlite_util.h).
 absl::StatusOr<SqliteDb> OpenDb(const std::string& path, bool create) {
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | (create ? SQLITE_OPEN_CREATE : 0);
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
-  SqliteDb db(raw);  // owns the handle even when open failed
-  if (rc != SQLITE_OK) return SqliteError(db.get(), rc, "cannot open " + path);
-  sqlite3_extended_result_codes(db.get(), 1);
-  sqlite3_db_config(db.get(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
-  std::string what = "cannot configure " + path;
-  sqlite3_busy_timeout(db.get(), 5000);
-  RETURN_IF_ERROR(Exec(db.get(), "PRAGMA trusted_schema = OFF", what));
-  ASSIGN_OR_RETURN(auto stmt, sqlite::Prepare(db.get(), "PRAGMA journal_mode = WAL", what));
-  ASSIGN_OR_RETURN(bool row, sqlite::Step(db.get(), stmt.get(), what));
-  std::string mode = row ? sqlite::ColumnText(stmt.get(), 0) : "";
-  stmt.reset();
-  if (mode != "wal") {
-    return absl::InternalError(
-        absl::StrCat(what, ": journal_mode is \"", mode, "\", not WAL (is it on a network disk?)"));
-  }
-  RETURN_IF_ERROR(Exec(db.get(), "PRAGMA synchronous = FULL", what));
-  RETURN_IF_ERROR(Exec(db.get(), "PRAGMA foreign_keys = ON", what));
-  return db;
+  sqlite::OpenOptions options;
+  options.create = create;
+  return sqlite::OpenDatabase(path, options);
 }
 
 absl::Status PutMeta(sqlite3* db, const std::string& key, std::span<const uint8_t> value,
@@ -328,8 +310,10 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Create(
     auto db = OpenDb(db_tmp, /*create=*/true);
     if (!db.ok()) return fail(db.status());
     sqlite3* h = db->get();
-    absl::Status s = Exec(h, "BEGIN IMMEDIATE", "cannot begin the first transaction");
-    if (s.ok()) s = WriteMeta(h, params, recorded_key_file, *kek);
+    auto tx = sqlite::SqliteTransaction::Begin(h, sqlite::TransactionMode::kWrite,
+                                               "cannot begin the first transaction");
+    if (!tx.ok()) return fail(tx.status());
+    absl::Status s = WriteMeta(h, params, recorded_key_file, *kek);
     // The first commit is commit 1; its head is written even if `initialize` wrote nothing.
     internal::WriteHead head;
     head.version = 1;
@@ -342,7 +326,7 @@ absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Create(
       head.head.seq = head.version;
       if (s.ok()) s = internal::WriteStateHead(statements, *kek, head.head);
     }
-    if (s.ok()) s = Exec(h, "COMMIT", "cannot commit the new state " + db_tmp);
+    if (s.ok()) s = tx->Commit("cannot commit the new state " + db_tmp);
     if (!s.ok()) return fail(s);
     // Closing checkpoints the WAL into the file and removes it; then the file alone is the state.
     int rc = sqlite3_close(db->release());
@@ -431,8 +415,10 @@ absl::Status StateStore::RunTransaction(bool writable,
   if (!writable) {
     RETURN_IF_ERROR(Exec(db, "PRAGMA query_only = ON", "cannot start a read" + where));
   }
-  absl::Status s =
-      Exec(db, writable ? "BEGIN IMMEDIATE" : "BEGIN", "cannot begin a transaction" + where);
+  auto tx = sqlite::SqliteTransaction::Begin(
+      db, writable ? sqlite::TransactionMode::kWrite : sqlite::TransactionMode::kRead,
+      "cannot begin a transaction" + where);
+  absl::Status s = tx.status();
   if (s.ok()) {
     // Another process may have committed since this one's last transaction (or the head is not
     // known yet): then the whole state is checked again, inside this transaction's snapshot.
@@ -441,23 +427,23 @@ absl::Status StateStore::RunTransaction(bool writable,
     if (s.ok()) {
       head.head = *head_;
       head.version = writable ? head_->seq + 1 : head_->seq;
-      Transaction tx(statements_.get(), kek_.get(), &head, writable);
-      s = fn(tx);
+      Transaction store_tx(statements_.get(), kek_.get(), &head, writable);
+      s = fn(store_tx);
     }
     if (s.ok() && head.changed) {
       head.head.seq = head.version;
       s = internal::WriteStateHead(*statements_, *kek_, head.head);
     }
     if (s.ok()) {
-      s = Exec(db, "COMMIT", "cannot commit the transaction" + where);
+      s = tx->Commit("cannot commit the transaction" + where);
       if (s.ok() && head.changed) {
         *head_ = head.head;
       } else if (!s.ok()) {
         head_.reset();  // the commit's outcome is unknown: verify again next time
       }
     }
-    if (!s.ok() && !sqlite3_get_autocommit(db)) {
-      absl::Status rb = Exec(db, "ROLLBACK", "cannot roll back the transaction" + where);
+    if (!s.ok()) {
+      absl::Status rb = tx->Rollback("cannot roll back the transaction" + where);
       if (!rb.ok()) s = Annotate(s, std::string(rb.message()));
     }
   }

@@ -14,7 +14,8 @@ constexpr int64_t kYear = 365 * 86400;
 
 }  // namespace
 
-absl::StatusOr<Supplier> Supplier::Init(const std::string& dir, const std::string& name) {
+absl::StatusOr<Supplier> Supplier::Init(const std::string& dir, const std::string& name,
+                                        const Clock& clock) {
   // Below the issuing CA stand at most two more CAs: an HSM identity and a group CA
   // (docs/design.md, "PKI").
   crypto::OfflineCaSpec spec{
@@ -32,7 +33,7 @@ absl::StatusOr<Supplier> Supplier::Init(const std::string& dir, const std::strin
                   .key_usage = {"keyCertSign", "cRLSign"},
                   .policies = {hsm::KindOid(hsm::CertKind::kSupplierIssuing)},
                   .path_len = 2}};
-  ASSIGN_OR_RETURN(auto ca, crypto::CreateOfflineCa(dir, spec, NowUnix()));
+  ASSIGN_OR_RETURN(auto ca, crypto::CreateOfflineCa(dir, spec, clock.Now()));
   ASSIGN_OR_RETURN(auto issuing_key, crypto::LoadIssuingKey(dir, ca));
   return Supplier(name, std::move(ca.root), std::move(ca.issuing), std::move(issuing_key));
 }
@@ -47,10 +48,10 @@ absl::StatusOr<Supplier> Supplier::Load(const std::string& dir) {
                   std::move(issuing_key));
 }
 
-absl::StatusOr<hsm::IdentityCertificates> Supplier::CertifyHsm(
-    const hsm::IdentityRequest& request) const {
+absl::StatusOr<hsm::IdentityCertificates> Supplier::CertifyHsm(const hsm::IdentityRequest& request,
+                                                               const Clock& clock) const {
   RETURN_IF_ERROR(hsm::CheckSerialSyntax(request.serial));
-  int64_t not_after = std::min(NowUnix() + kHsmYears * kYear, issuing_.NotAfter());
+  int64_t not_after = std::min(clock.Now() + kHsmYears * kYear, issuing_.NotAfter());
 
   crypto::CertProfile id;
   id.subject = {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/key.h"
 #include "crypto/x509.h"
@@ -23,7 +24,8 @@ class Supplier {
  public:
   // Creates D (0700 if missing) with a new root and issuing CA. Refuses if D/root.crt or any key
   // file already exists. `name` goes into the O attribute of every certificate.
-  static absl::StatusOr<Supplier> Init(const std::string& dir, const std::string& name);
+  static absl::StatusOr<Supplier> Init(const std::string& dir, const std::string& name,
+                                       const Clock& clock = SystemClock());
   // Loads D; the issuing key must be private (0600) and match D/issuing.crt.
   static absl::StatusOr<Supplier> Load(const std::string& dir);
 
@@ -32,7 +34,8 @@ class Supplier {
 
   // Certifies a new HSM: identity cert (CA, pathlen 1, kind HSM identity) and wrap cert
   // (keyAgreement, kind HSM wrap), both naming the serial.
-  absl::StatusOr<hsm::IdentityCertificates> CertifyHsm(const hsm::IdentityRequest& request) const;
+  absl::StatusOr<hsm::IdentityCertificates> CertifyHsm(const hsm::IdentityRequest& request,
+                                                       const Clock& clock = SystemClock()) const;
 
   Supplier(Supplier&&) noexcept = default;
   Supplier& operator=(Supplier&&) noexcept = default;

@@ -105,6 +105,20 @@ TEST(X509ChainTest, IgnoresUnneededIntermediates) {
   EXPECT_EQ(path.size(), 2u);
 }
 
+// Without a not_before, a certificate starts a minute before the issuer's clock reads (some slack
+// for a verifier whose clock lags).
+TEST(CertificateTest, ADefaultNotBeforeIsAMinuteBeforeTheClock) {
+  PrivateKey key = PrivateKey::Generate(Curve::kP256).value();
+  CertProfile p = RootProfile();
+  p.not_after = 2000000000;
+  ASSERT_OK_AND_ASSIGN(Certificate cert,
+                       IssueCertificate(p, key.Public(), nullptr, key, FixedClock(1800000000)));
+  EXPECT_EQ(cert.NotBefore(), 1800000000 - 60);
+  EXPECT_THAT(IssueCertificate(p, key.Public(), nullptr, key, FixedClock(2000000060)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "not_after must be after not_before and at most 9999"));
+}
+
 TEST(CertificateTest, AccessorsReflectTheProfile) {
   Pki pki;
   EXPECT_TRUE(pki.root.IsCa());

@@ -83,7 +83,7 @@ class AuditTest : public testing::World {
   }
   absl::StatusOr<AuditReport> Verify(const Bytes& file, Hsm& member, const std::string& group_id) {
     ASSIGN_OR_RETURN(GroupExport g, ExportGroup(member, group_id));
-    return VerifyAuditExport(file, g.group_ca_chain, supplier_->root(), t0_ + 100);
+    return VerifyAuditExport(file, g.group_ca_chain, supplier_->root(), FixedClock(t0_ + 100));
   }
   static v1::AuditExport Decode(const Bytes& file) {
     auto ex = testing::PayloadOf<v1::AuditExport>(file);

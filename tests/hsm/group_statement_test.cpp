@@ -344,14 +344,14 @@ TEST_F(StatementTest, AuditEntriesOfARevokedMemberAfterItsRevocationFail) {
   // Revoked before it joined (t0_ + 3): its join entry is after the revocation.
   auto st = VerifyStatement(Revoke(*a_, "1.1", t0_ - 10), chain, a_->supplier_root());
   ASSERT_OK(st);
-  EXPECT_THAT(VerifyAuditExport(*audit, chain, a_->supplier_root(), 0, &*st),
+  EXPECT_THAT(VerifyAuditExport(*audit, chain, a_->supplier_root(), SystemClock(), &*st),
               StatusIs(kDenied, HasSubstr("(group.join) by member 1.1 at ")));
-  EXPECT_THAT(VerifyAuditExport(*audit, chain, a_->supplier_root(), 0, &*st),
+  EXPECT_THAT(VerifyAuditExport(*audit, chain, a_->supplier_root(), SystemClock(), &*st),
               StatusIs(kDenied, HasSubstr("is after its revocation at")));
   // The founder's own log is not touched by 1.1's revocation.
   auto founder = ExportAudit(*a_);
   ASSERT_OK(founder);
-  EXPECT_OK(VerifyAuditExport(*founder, chain, a_->supplier_root(), 0, &*st));
+  EXPECT_OK(VerifyAuditExport(*founder, chain, a_->supplier_root(), SystemClock(), &*st));
 }
 
 }  // namespace

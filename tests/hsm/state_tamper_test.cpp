@@ -156,7 +156,7 @@ class StateTamperTest : public testing::World {
             "validity": {"not_after": "99991231235959Z"}, "key_usage": ["digitalSignature"],
             "key_mode": "device"})";
     opts.pinned_supplier_root = sponsor_->supplier_root();
-    ASSIGN_OR_RETURN(oem::PackageSummary pkg, signer.Package(opts, t0_));
+    ASSIGN_OR_RETURN(oem::PackageSummary pkg, signer.Package(opts, FixedClock(t0_)));
     return pkg.package;
   }
 

@@ -47,9 +47,9 @@ absl::StatusOr<JobDigests> JobDigestsFromPackage(std::span<const uint8_t> packag
 }
 
 absl::StatusOr<VirtualChip> VirtualChip::Manufacture(const std::string& dir, const std::string& uid,
-                                                     int64_t now) {
+                                                     const Clock& clock) {
   RETURN_IF_ERROR(CheckChipUid(uid));
-  if (now == 0) now = NowUnix();
+  const int64_t now = clock.Now();
   if (PathExists(dir)) {
     return absl::AlreadyExistsError("refusing to overwrite chip directory " + dir);
   }
@@ -107,8 +107,8 @@ absl::StatusOr<crypto::Certificate> VirtualChip::TransportCertificate() const {
   return crypto::Certificate::FromPem(pem);
 }
 
-absl::Status VirtualChip::Program(const ProgramInput& in, int64_t now) {
-  if (now == 0) now = NowUnix();
+absl::Status VirtualChip::Program(const ProgramInput& in, const Clock& clock) {
+  const int64_t now = clock.Now();
   if (locked_) {
     return absl::FailedPreconditionError("chip " + uid_ + " is locked; it was programmed at " +
                                          FormatTime(programmed_at_));
@@ -249,12 +249,11 @@ std::vector<std::string> VirtualChip::Verify(const ChipVerifyOptions& o) const {
 }
 
 absl::StatusOr<Tray> Tray::Make(const std::string& dir, size_t count, const std::string& prefix,
-                                int64_t now) {
+                                const Clock& clock) {
   if (count == 0 || count > 1000000) {
     return absl::InvalidArgumentError("a tray holds 1 to 1000000 chips, not " +
                                       std::to_string(count));
   }
-  if (now == 0) now = NowUnix();
   if (PathExists(dir)) {
     ASSIGN_OR_RETURN(Tray existing, Open(dir));
     if (!existing.uids().empty()) {
@@ -275,7 +274,7 @@ absl::StatusOr<Tray> Tray::Make(const std::string& dir, size_t count, const std:
   absl::Status first_error;
   auto work = [&] {
     for (size_t i = next++; i < count; i = next++) {
-      absl::Status s = VirtualChip::Manufacture(dir + "/" + uids[i], uids[i], now).status();
+      absl::Status s = VirtualChip::Manufacture(dir + "/" + uids[i], uids[i], clock).status();
       if (!s.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first_error.ok()) first_error = s;

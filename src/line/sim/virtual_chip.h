@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/key.h"
 #include "crypto/secret.h"
@@ -42,7 +43,7 @@ class VirtualChip {
  public:
   // Makes DIR (refusing an existing one) with a new device key pair and transport key.
   static absl::StatusOr<VirtualChip> Manufacture(const std::string& dir, const std::string& uid,
-                                                 int64_t now = 0);
+                                                 const Clock& clock = SystemClock());
   static absl::StatusOr<VirtualChip> Open(const std::string& dir);
 
   const std::string& uid() const { return uid_; }
@@ -57,9 +58,9 @@ class VirtualChip {
   // Writes the flash and sets the lock bit. Refuses a locked chip ("chip U is locked; it was
   // programmed at T") and a certificate for another key ("certificate does not match the key on
   // chip U"); a refusal changes nothing on the chip.
-  absl::Status Program(const ProgramInput& input, int64_t now = 0);
-  absl::Status Program(const hsm::ProvisioningData& data, int64_t now = 0) {
-    return Program(ProgramInput::From(data), now);
+  absl::Status Program(const ProgramInput& input, const Clock& clock = SystemClock());
+  absl::Status Program(const hsm::ProvisioningData& data, const Clock& clock = SystemClock()) {
+    return Program(ProgramInput::From(data), clock);
   }
 
   // Every check of a programmed chip; returns the failures (empty = good): lock bit set,
@@ -94,7 +95,8 @@ class Tray {
   // Makes DIR with `count` chips named <prefix>000001, <prefix>000002, … Refuses a DIR that
   // already holds chips.
   static absl::StatusOr<Tray> Make(const std::string& dir, size_t count,
-                                   const std::string& prefix = "CHIP-", int64_t now = 0);
+                                   const std::string& prefix = "CHIP-",
+                                   const Clock& clock = SystemClock());
   // Opens DIR: every sub-directory with a chip.json, in uid order.
   static absl::StatusOr<Tray> Open(const std::string& dir);
 
