@@ -23,8 +23,6 @@ const Clock& SystemClock() {
   return clock;
 }
 
-int64_t NowUnix() { return SystemClock().Now(); }
-
 std::string FormatTime(int64_t unix_seconds) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(unix_seconds),
                           absl::UTCTimeZone());

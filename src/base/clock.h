@@ -34,8 +34,6 @@ class FixedClock final : public Clock {
   int64_t now_;
 };
 
-// SystemClock().Now().
-int64_t NowUnix();
 std::string FormatTime(int64_t unix_seconds);
 // Parses "7d", "12h", "30m", "45s" (or a plain number of seconds). Refuses zero and negatives.
 absl::StatusOr<int64_t> ParseDuration(std::string_view text);

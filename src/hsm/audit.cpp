@@ -88,7 +88,6 @@ absl::Status AppendAudit(store::Transaction& tx, const crypto::PrivateKey& ident
   if (event.operation.empty()) {
     return absl::InvalidArgumentError("an audit entry needs an operation");
   }
-  if (now == 0) now = NowUnix();
   ASSIGN_OR_RETURN(v1::AuditHead head, LoadHead(tx));
   v1::AuditEntry entry;
   entry.set_seq(head.seq() + 1);
@@ -118,8 +117,8 @@ namespace {
 // The whole log (`group_id` empty), or the log as group `group_id` may see it: its own entries
 // whole, every other entry reduced to its place in the chain (seq and digests), and only its own
 // member certificate (docs/state.md, "Audit log").
-absl::StatusOr<std::vector<uint8_t>> Export(Hsm& hsm, const std::string& group_id, int64_t now) {
-  if (now == 0) now = NowUnix();
+absl::StatusOr<std::vector<uint8_t>> Export(Hsm& hsm, const std::string& group_id) {
+  const int64_t now = hsm.clock().Now();
   // Unsealed before the transaction: the store refuses a transaction inside another.
   ASSIGN_OR_RETURN(crypto::PrivateKey identity_key, hsm.IdentityKey());
   v1::AuditExport out;
@@ -197,14 +196,11 @@ absl::StatusOr<std::vector<uint8_t>> Export(Hsm& hsm, const std::string& group_i
 
 }  // namespace
 
-absl::StatusOr<std::vector<uint8_t>> ExportAudit(Hsm& hsm, int64_t now) {
-  return Export(hsm, "", now);
-}
+absl::StatusOr<std::vector<uint8_t>> ExportAudit(Hsm& hsm) { return Export(hsm, ""); }
 
-absl::StatusOr<std::vector<uint8_t>> ExportGroupAudit(Hsm& hsm, const std::string& group_id,
-                                                      int64_t now) {
+absl::StatusOr<std::vector<uint8_t>> ExportGroupAudit(Hsm& hsm, const std::string& group_id) {
   if (group_id.empty()) return absl::InvalidArgumentError("a group audit export needs a group");
-  return Export(hsm, group_id, now);
+  return Export(hsm, group_id);
 }
 
 }  // namespace clade::hsm

@@ -3,6 +3,7 @@
 // checkpoints signed by the HSM's identity key (which each member certificate binds) at least every
 // kCheckpointInterval entries and at every export. An exported log is checked offline against a
 // group export: chain intact, every checkpoint signature by a member of that group, ids as claimed.
+// Entry, checkpoint and export times are the HSM's clock (Hsm::clock()).
 #pragma once
 
 #include <cstdint>
@@ -50,7 +51,8 @@ struct AuditEvent {
 namespace internal {
 // Appends one entry inside the caller's transaction (so the entry and the state change commit
 // together), and a signed checkpoint when the interval is reached. `identity_key` is the HSM's
-// identity key, unsealed by the caller before its transaction began.
+// identity key, unsealed by the caller before its transaction began; `now` is the instant the
+// caller read from the HSM's clock at its start.
 absl::Status AppendAudit(store::Transaction& tx, const crypto::PrivateKey& identity_key,
                          const AuditEvent& event, int64_t now);
 
@@ -71,13 +73,12 @@ std::vector<uint8_t> CheckpointBodyBytes(uint64_t seq, std::span<const uint8_t> 
 // Writes a signed checkpoint over the whole log and returns the export: a SignedMessage of type
 // clade.v1.AuditExport signed by the identity key, holding every entry and checkpoint, the HSM
 // identity chain, and this HSM's member certificates. For the HSM's holder (offline CLI).
-absl::StatusOr<std::vector<uint8_t>> ExportAudit(Hsm& hsm, int64_t now = 0);
+absl::StatusOr<std::vector<uint8_t>> ExportAudit(Hsm& hsm);
 // The same, as group `group_id` may see it (an operator of that group, online): its entries whole;
 // each entry of another group, or of the HSM alone, only as its seq, prev_digest and digest, so
 // that the chain and every checkpoint still verify; only its member certificate. NotFound if this
 // HSM is not a member of the group.
-absl::StatusOr<std::vector<uint8_t>> ExportGroupAudit(Hsm& hsm, const std::string& group_id,
-                                                      int64_t now = 0);
+absl::StatusOr<std::vector<uint8_t>> ExportGroupAudit(Hsm& hsm, const std::string& group_id);
 
 struct AuditReport {
   std::string hsm_serial;

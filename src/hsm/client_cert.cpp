@@ -5,6 +5,7 @@
 #include "hsm/group.h"
 #include "hsm/group_statement.h"
 #include "hsm/internal/group_records.h"
+#include "hsm/internal/statements.h"
 
 namespace clade::hsm {
 
@@ -41,9 +42,9 @@ absl::StatusOr<GroupSummary> FindOwnSummary(Hsm& hsm, const std::string& group_i
 }  // namespace
 
 absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_id, ClientRole role,
-                                             int64_t valid_for, int64_t now) {
+                                             int64_t valid_for) {
+  const int64_t now = hsm.clock().Now();
   if (valid_for <= 0) return absl::InvalidArgumentError("validity must be positive");
-  if (now == 0) now = NowUnix();
   ASSIGN_OR_RETURN(GroupExport g, ExportGroup(hsm, group_id));
   ASSIGN_OR_RETURN(internal::VerifiedGroupCa group,
                    internal::VerifyGroupCaChain(g.group_ca_chain, g.supplier_root, now));
@@ -54,7 +55,8 @@ absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_
     return absl::OkStatus();
   }));
   ASSIGN_OR_RETURN(GroupSummary self, FindOwnSummary(hsm, group_id));
-  RETURN_IF_ERROR(CheckSelfNotRevoked(hsm, group_id, "issues no client certificates", now));
+  RETURN_IF_ERROR(
+      internal::CheckSelfNotRevokedAt(hsm, group_id, "issues no client certificates", now));
   ASSIGN_OR_RETURN(auto key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
   crypto::CertProfile p;
   const std::string name(RoleName(role));
@@ -73,9 +75,8 @@ absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_
   return out;
 }
 
-absl::StatusOr<VerifiedClient> VerifyClientCert(Hsm& hsm, const crypto::Certificate& leaf,
-                                                int64_t now) {
-  if (now == 0) now = NowUnix();
+absl::StatusOr<VerifiedClient> VerifyClientCert(Hsm& hsm, const crypto::Certificate& leaf) {
+  const int64_t now = hsm.clock().Now();
   RETURN_IF_ERROR(RequireKind(leaf, CertKind::kClient));
   auto ext = leaf.Extension(ClientRoleExtensionOid());
   if (!ext) {
@@ -96,7 +97,7 @@ absl::StatusOr<VerifiedClient> VerifyClientCert(Hsm& hsm, const crypto::Certific
     if (!group.ok()) continue;
     auto st = internal::VerifyIssuedByGroup(leaf, CertKind::kClient, *group, g.supplier_root, now);
     if (st.ok()) {
-      RETURN_IF_ERROR(CheckClientNotRevoked(hsm, s.group_id, leaf, now));
+      RETURN_IF_ERROR(internal::CheckClientNotRevokedAt(hsm, s.group_id, leaf, now));
       return VerifiedClient{s.group_id, *role, leaf.Subject()};
     }
     last_reason = ": " + std::string(st.message());

@@ -46,8 +46,7 @@ struct IssuedClient {
 // this member as its issuer; valid until the group CA expires or `valid_for` seconds, whichever
 // is first.
 absl::StatusOr<IssuedClient> IssueClientCert(Hsm& hsm, const std::string& group_id, ClientRole role,
-                                             int64_t valid_for = kDefaultClientValidity,
-                                             int64_t now = 0);
+                                             int64_t valid_for = kDefaultClientValidity);
 
 struct VerifiedClient {
   std::string group_id;
@@ -55,10 +54,9 @@ struct VerifiedClient {
   std::string subject;
 };
 // Checks a client certificate: kind client, issued directly by the group CA of a group this HSM
-// is a member of, valid now, with a known role, not revoked by the group's held statement (nor
-// issued by a revoked member). PermissionDenied with a named reason otherwise, e.g. "client
-// certificate 'CN=…' is not issued by the CA of any group of this HSM".
-absl::StatusOr<VerifiedClient> VerifyClientCert(Hsm& hsm, const crypto::Certificate& leaf,
-                                                int64_t now = 0);
+// is a member of, valid at the HSM's clock, with a known role, not revoked by the group's held
+// statement (nor issued by a revoked member). PermissionDenied with a named reason otherwise, e.g.
+// "client certificate 'CN=…' is not issued by the CA of any group of this HSM".
+absl::StatusOr<VerifiedClient> VerifyClientCert(Hsm& hsm, const crypto::Certificate& leaf);
 
 }  // namespace clade::hsm

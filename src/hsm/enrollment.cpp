@@ -18,8 +18,6 @@ namespace {
 
 using internal::ToBytes;
 
-int64_t Now(int64_t now) { return now == 0 ? NowUnix() : now; }
-
 absl::Status Refuse(const std::string& what) { return absl::PermissionDeniedError(what); }
 absl::Status Refuse(const std::string& prefix, const absl::Status& why) {
   return absl::PermissionDeniedError(prefix + ": " + std::string(why.message()));
@@ -91,8 +89,8 @@ std::string NotForYou(const std::string& for_serial, const std::string& serial) 
 
 // Enrollment (patent FIG. 2), announce: the sponsor offers its group to a candidate.
 absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& group_id,
-                                              const AnnounceOptions& options, int64_t now) {
-  now = Now(now);
+                                              const AnnounceOptions& options) {
+  const int64_t now = sponsor.clock().Now();
   const int64_t valid_for = options.valid_for;
   if (valid_for < 1 || valid_for > kMaxAnnouncementValidity) {
     return absl::InvalidArgumentError("an announcement is valid for 1 second to 30 days");
@@ -136,9 +134,8 @@ absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& g
 
 // Enrollment (patent FIG. 2), request: the candidate answers the announcement with its request.
 absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
-                                                       std::span<const uint8_t> announcement,
-                                                       int64_t now) {
-  now = Now(now);
+                                                       std::span<const uint8_t> announcement) {
+  const int64_t now = candidate.clock().Now();
   const crypto::Certificate& root = candidate.supplier_root();
   ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(announcement, kAnnouncementType));
   ASSIGN_OR_RETURN(auto ann, wire::ParsePayload<v1::GroupAnnouncement>(env));
@@ -216,9 +213,9 @@ absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
 }
 
 // Enrollment (patent FIG. 2), admit: the sponsor admits the candidate under the next child id.
-absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, int64_t now,
+absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request,
                                 const crypto::Certificate* online_candidate) {
-  now = Now(now);
+  const int64_t now = sponsor.clock().Now();
   const crypto::Certificate& root = sponsor.supplier_root();
   ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(request, kRequestType));
   ASSIGN_OR_RETURN(auto req, wire::ParsePayload<v1::EnrollmentRequest>(env));
@@ -330,8 +327,8 @@ absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, 
 }
 
 // Enrollment (patent FIG. 2), join: the candidate joins with the sponsor's response.
-absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, int64_t now) {
-  now = Now(now);
+absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response) {
+  const int64_t now = candidate.clock().Now();
   const crypto::Certificate& root = candidate.supplier_root();
   ASSIGN_OR_RETURN(wire::Envelope env, wire::OpenMessage(response, kResponseType));
   ASSIGN_OR_RETURN(auto resp, wire::ParsePayload<v1::EnrollmentResponse>(env));

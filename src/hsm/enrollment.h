@@ -21,7 +21,7 @@ inline constexpr int64_t kMaxAnnouncementValidity = 30 * 24 * 3600;
 // Tolerated clock difference between HSMs for "issued in the future" checks.
 inline constexpr int64_t kClockSkew = 300;
 
-// `now` = 0 means the current time; tests pass explicit times.
+// Each step decides at the HSM's clock (Hsm::clock()), read once when it starts.
 
 // An announcement is an invitation: only the sponsor's operator makes one (the offline CLI on the
 // sponsor, or an operator client of the group online), never a peer HSM (docs/operations.md).
@@ -33,11 +33,10 @@ struct AnnounceOptions {
 // Sponsor: an announcement for `group_id`. It is recorded so that it admits exactly one candidate
 // (and, with `for_serial`, only that HSM).
 absl::StatusOr<std::vector<uint8_t>> Announce(Hsm& sponsor, const std::string& group_id,
-                                              const AnnounceOptions& options, int64_t now = 0);
+                                              const AnnounceOptions& options);
 inline absl::StatusOr<std::vector<uint8_t>> Announce(
-    Hsm& sponsor, const std::string& group_id, int64_t valid_for = kDefaultAnnouncementValidity,
-    int64_t now = 0) {
-  return Announce(sponsor, group_id, AnnounceOptions{valid_for, ""}, now);
+    Hsm& sponsor, const std::string& group_id, int64_t valid_for = kDefaultAnnouncementValidity) {
+  return Announce(sponsor, group_id, AnnounceOptions{valid_for, ""});
 }
 
 // Candidate: checks the announcement — signature, expiry, sponsor genuine under this HSM's
@@ -46,8 +45,7 @@ inline absl::StatusOr<std::vector<uint8_t>> Announce(
 // it names one — refuses a group it is already in, records the pending request, and returns the
 // request.
 absl::StatusOr<std::vector<uint8_t>> RequestEnrollment(Hsm& candidate,
-                                                       std::span<const uint8_t> announcement,
-                                                       int64_t now = 0);
+                                                       std::span<const uint8_t> announcement);
 
 struct Admission {
   std::vector<uint8_t> response;
@@ -62,7 +60,7 @@ struct Admission {
 // `online_candidate` is the identity certificate of a peer HSM that sent its request itself (the
 // Admit RPC): the request must then be signed with that certificate, and answer an announcement
 // made for that HSM's serial — a peer's call alone never admits an HSM nobody named.
-absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request, int64_t now = 0,
+absl::StatusOr<Admission> Admit(Hsm& sponsor, std::span<const uint8_t> request,
                                 const crypto::Certificate* online_candidate = nullptr);
 
 struct Joined {
@@ -73,6 +71,6 @@ struct Joined {
 // Candidate: checks the response against its pending request — same sponsor, same group and
 // group CA, member cert for this HSM's identity key with an id directly below the sponsor's —
 // unwraps the group secrets, checks every key against its certificate, and adopts the group.
-absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response, int64_t now = 0);
+absl::StatusOr<Joined> Join(Hsm& candidate, std::span<const uint8_t> response);
 
 }  // namespace clade::hsm

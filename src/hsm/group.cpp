@@ -56,8 +56,9 @@ absl::Status UpdateMembership(Hsm& hsm, const std::string& group_id, const char*
     }
     RETURN_IF_ERROR(change(*m));
     RETURN_IF_ERROR(internal::SaveMembership(tx, *m));
-    return internal::AppendAudit(
-        tx, identity_key, AuditEvent{group_id, m->member_id(), operation, subject}, NowUnix());
+    return internal::AppendAudit(tx, identity_key,
+                                 AuditEvent{group_id, m->member_id(), operation, subject},
+                                 hsm.clock().Now());
   });
 }
 
@@ -69,11 +70,10 @@ std::string GroupIdOf(const crypto::PublicKey& group_ca_key) {
 }
 
 absl::StatusOr<GroupSummary> CreateGroup(Hsm& hsm, const std::string& name,
-                                         const std::optional<crypto::Certificate>& oem_root,
-                                         int64_t now) {
+                                         const std::optional<crypto::Certificate>& oem_root) {
+  const int64_t now = hsm.clock().Now();
   RETURN_IF_ERROR(internal::CheckGroupName(name));
   if (oem_root) RETURN_IF_ERROR(CheckOemRoot(*oem_root));
-  if (now == 0) now = NowUnix();
   ASSIGN_OR_RETURN(auto identity_key, hsm.IdentityKey());
   ASSIGN_OR_RETURN(auto ca_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
   ASSIGN_OR_RETURN(auto enc_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));

@@ -37,8 +37,7 @@ std::string GroupIdOf(const crypto::PublicKey& group_ca_key);
 // OEM root the group accepts job packages from. The group CA validity ends with the founder's
 // identity certificate.
 absl::StatusOr<GroupSummary> CreateGroup(Hsm& hsm, const std::string& name,
-                                         const std::optional<crypto::Certificate>& oem_root,
-                                         int64_t now = 0);
+                                         const std::optional<crypto::Certificate>& oem_root);
 
 absl::StatusOr<std::vector<GroupSummary>> ListGroups(Hsm& hsm);
 

@@ -5,7 +5,8 @@
 // per group and accepts only a newer sequence that keeps every revocation of the one it holds;
 // an older, forked or forged statement is refused with a named reason and changes no state.
 // Every authorization of this HSM asks the held statement (IsMemberRevoked, IsClientRevoked,
-// IsSerialDenied); offline verifiers check records and audit entries against one.
+// IsSerialDenied); offline verifiers check records and audit entries against one. Statements are
+// issued, and checked, at the HSM's clock (Hsm::clock()).
 #pragma once
 
 #include <cstdint>
@@ -93,12 +94,12 @@ struct IssuedStatement {
 // otherwise InvalidArgument names the missing serial.
 absl::StatusOr<IssuedStatement> RevokeMember(Hsm& hsm, const std::string& group_id,
                                              const std::string& member_id,
-                                             const std::string& hsm_serial, int64_t now = 0);
+                                             const std::string& hsm_serial);
 // `cert_serial`: hex, as `openssl x509 -serial` prints it (case and leading zeros ignored).
 absl::StatusOr<IssuedStatement> RevokeClient(Hsm& hsm, const std::string& group_id,
-                                             const std::string& cert_serial, int64_t now = 0);
+                                             const std::string& cert_serial);
 absl::StatusOr<IssuedStatement> DenySerial(Hsm& hsm, const std::string& group_id,
-                                           const std::string& hsm_serial, int64_t now = 0);
+                                           const std::string& hsm_serial);
 
 enum class Adoption { kAdopted, kUnchanged };
 struct AcceptedStatement {
@@ -108,26 +109,23 @@ struct AcceptedStatement {
 // Verifies a statement for a group this HSM is in and keeps it if CompareToHeld says kNewer
 // (kUnchanged for kSame). NotFound if this HSM is not in the statement's group; the refusals of
 // VerifyStatement and CompareToHeld otherwise, with no state changed.
-absl::StatusOr<AcceptedStatement> AcceptStatement(Hsm& hsm, std::span<const uint8_t> message,
-                                                  int64_t now = 0);
+absl::StatusOr<AcceptedStatement> AcceptStatement(Hsm& hsm, std::span<const uint8_t> message);
 
 // The newest statement this HSM holds for the group, re-verified; nullopt if none.
 absl::StatusOr<std::optional<VerifiedStatement>> HeldStatement(Hsm& hsm,
-                                                               const std::string& group_id,
-                                                               int64_t now = 0);
+                                                               const std::string& group_id);
 
 // Authorization checks against the held statements (PermissionDenied naming the statement):
 // a peer HSM whose serial a statement of any group of this HSM revokes or denies;
-absl::Status CheckPeerHsm(Hsm& hsm, const std::string& hsm_serial, int64_t now = 0);
+absl::Status CheckPeerHsm(Hsm& hsm, const std::string& hsm_serial);
 // a client certificate of `group_id` that is revoked, or issued by a revoked member (or naming no
 // issuing member: it could not be told apart), or any client when this member itself is revoked.
 absl::Status CheckClientNotRevoked(Hsm& hsm, const std::string& group_id,
-                                   const crypto::Certificate& leaf, int64_t now = 0);
+                                   const crypto::Certificate& leaf);
 
 // This member, if the held statement revokes it: "member 1.2 is revoked in group G since T
 // (statement N); a revoked member <what>".
-absl::Status CheckSelfNotRevoked(Hsm& hsm, const std::string& group_id, const std::string& what,
-                                 int64_t now = 0);
+absl::Status CheckSelfNotRevoked(Hsm& hsm, const std::string& group_id, const std::string& what);
 
 // For offline verifiers: refuses an act (`what`, e.g. "audit entry 17 (provision)") by
 // `member_id` at `time` if the statement revokes that member at or before `time`.

@@ -71,7 +71,6 @@ using Change = std::function<absl::StatusOr<bool>(VerifiedStatement&, const v1::
 absl::StatusOr<IssuedStatement> Issue(Hsm& hsm, const std::string& group_id,
                                       const std::string& subject, int64_t now,
                                       const Change& change) {
-  if (now == 0) now = NowUnix();
   ASSIGN_OR_RETURN(auto identity_key, hsm.IdentityKey());
   IssuedStatement out;
   RETURN_IF_ERROR(hsm.state().Update([&](store::Transaction& tx) -> absl::Status {
@@ -124,10 +123,10 @@ absl::StatusOr<IssuedStatement> Issue(Hsm& hsm, const std::string& group_id,
 
 absl::StatusOr<IssuedStatement> RevokeMember(Hsm& hsm, const std::string& group_id,
                                              const std::string& member_id,
-                                             const std::string& hsm_serial, int64_t now) {
+                                             const std::string& hsm_serial) {
+  const int64_t at = hsm.clock().Now();
   ASSIGN_OR_RETURN(MemberId id, MemberId::Parse(member_id));
   if (!hsm_serial.empty()) RETURN_IF_ERROR(CheckSerialSyntax(hsm_serial));
-  const int64_t at = now == 0 ? NowUnix() : now;
   return Issue(hsm, group_id, "revoke member " + id.ToString(), at,
                [&](VerifiedStatement& s, const v1::GroupMembership& m) -> absl::StatusOr<bool> {
                  if (s.IsMemberRevoked(id.ToString())) return false;
@@ -153,14 +152,14 @@ absl::StatusOr<IssuedStatement> RevokeMember(Hsm& hsm, const std::string& group_
 }
 
 absl::StatusOr<IssuedStatement> RevokeClient(Hsm& hsm, const std::string& group_id,
-                                             const std::string& cert_serial, int64_t now) {
+                                             const std::string& cert_serial) {
+  const int64_t at = hsm.clock().Now();
   std::string serial = NormalSerial(cert_serial);
   if (serial.empty() || serial.size() > 64 ||
       serial.find_first_not_of("0123456789abcdef") != std::string::npos) {
     return absl::InvalidArgumentError("client certificate serial '" + cert_serial +
                                       "' is not hex (as `openssl x509 -serial` prints it)");
   }
-  const int64_t at = now == 0 ? NowUnix() : now;
   return Issue(hsm, group_id, "revoke client " + serial, at,
                [&](VerifiedStatement& s, const v1::GroupMembership&) -> absl::StatusOr<bool> {
                  if (s.IsClientRevoked(serial)) return false;
@@ -170,7 +169,8 @@ absl::StatusOr<IssuedStatement> RevokeClient(Hsm& hsm, const std::string& group_
 }
 
 absl::StatusOr<IssuedStatement> DenySerial(Hsm& hsm, const std::string& group_id,
-                                           const std::string& hsm_serial, int64_t now) {
+                                           const std::string& hsm_serial) {
+  const int64_t now = hsm.clock().Now();
   RETURN_IF_ERROR(CheckSerialSyntax(hsm_serial));
   return Issue(hsm, group_id, "deny " + hsm_serial, now,
                [&](VerifiedStatement& s, const v1::GroupMembership&) -> absl::StatusOr<bool> {
@@ -180,9 +180,8 @@ absl::StatusOr<IssuedStatement> DenySerial(Hsm& hsm, const std::string& group_id
                });
 }
 
-absl::StatusOr<AcceptedStatement> AcceptStatement(Hsm& hsm, std::span<const uint8_t> message,
-                                                  int64_t now) {
-  if (now == 0) now = NowUnix();
+absl::StatusOr<AcceptedStatement> AcceptStatement(Hsm& hsm, std::span<const uint8_t> message) {
+  const int64_t now = hsm.clock().Now();
   // The group it names, to find the CA it must be checked against; nothing is trusted yet.
   ASSIGN_OR_RETURN(wire::Envelope env,
                    wire::OpenMessage(message, kStatementType, kMaxStatementSize));
@@ -220,9 +219,12 @@ absl::StatusOr<AcceptedStatement> AcceptStatement(Hsm& hsm, std::span<const uint
 }
 
 absl::StatusOr<std::optional<VerifiedStatement>> HeldStatement(Hsm& hsm,
-                                                               const std::string& group_id,
-                                                               int64_t now) {
-  if (now == 0) now = NowUnix();
+                                                               const std::string& group_id) {
+  return internal::HeldStatementAt(hsm, group_id, hsm.clock().Now());
+}
+
+absl::StatusOr<std::optional<VerifiedStatement>> internal::HeldStatementAt(
+    Hsm& hsm, const std::string& group_id, int64_t now) {
   std::optional<VerifiedStatement> out;
   RETURN_IF_ERROR(hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto m, internal::LoadMembership(tx, group_id));
@@ -233,8 +235,8 @@ absl::StatusOr<std::optional<VerifiedStatement>> HeldStatement(Hsm& hsm,
   return out;
 }
 
-absl::Status CheckPeerHsm(Hsm& hsm, const std::string& serial, int64_t now) {
-  if (now == 0) now = NowUnix();
+absl::Status CheckPeerHsm(Hsm& hsm, const std::string& serial) {
+  const int64_t now = hsm.clock().Now();
   return hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto all, internal::LoadAllMemberships(tx));
     for (const auto& m : all) {
@@ -254,9 +256,12 @@ absl::Status CheckPeerHsm(Hsm& hsm, const std::string& serial, int64_t now) {
   });
 }
 
-absl::Status CheckSelfNotRevoked(Hsm& hsm, const std::string& group_id, const std::string& what,
-                                 int64_t now) {
-  if (now == 0) now = NowUnix();
+absl::Status CheckSelfNotRevoked(Hsm& hsm, const std::string& group_id, const std::string& what) {
+  return internal::CheckSelfNotRevokedAt(hsm, group_id, what, hsm.clock().Now());
+}
+
+absl::Status internal::CheckSelfNotRevokedAt(Hsm& hsm, const std::string& group_id,
+                                             const std::string& what, int64_t now) {
   return hsm.state().Read([&](store::Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(auto m, internal::LoadMembership(tx, group_id));
     if (!m) return absl::NotFoundError("this HSM is not a member of group '" + group_id + "'");
@@ -272,13 +277,19 @@ absl::Status CheckSelfNotRevoked(Hsm& hsm, const std::string& group_id, const st
 }
 
 absl::Status CheckClientNotRevoked(Hsm& hsm, const std::string& group_id,
-                                   const crypto::Certificate& leaf, int64_t now) {
-  RETURN_IF_ERROR(CheckSelfNotRevoked(hsm, group_id, "serves no clients of the group", now));
+                                   const crypto::Certificate& leaf) {
+  return internal::CheckClientNotRevokedAt(hsm, group_id, leaf, hsm.clock().Now());
+}
+
+absl::Status internal::CheckClientNotRevokedAt(Hsm& hsm, const std::string& group_id,
+                                               const crypto::Certificate& leaf, int64_t now) {
+  RETURN_IF_ERROR(
+      internal::CheckSelfNotRevokedAt(hsm, group_id, "serves no clients of the group", now));
   const std::string who = "client certificate '" + leaf.Subject() + "'";
   auto ext = leaf.Extension(ClientIssuerExtensionOid());
   if (!ext) return Refuse(who + " names no issuing member");
   ASSIGN_OR_RETURN(std::string issuer, crypto::ParseDerUtf8String(*ext));
-  ASSIGN_OR_RETURN(auto s, HeldStatement(hsm, group_id, now));
+  ASSIGN_OR_RETURN(auto s, internal::HeldStatementAt(hsm, group_id, now));
   if (!s) return absl::OkStatus();
   const std::string serial = NormalSerial(leaf.SerialHex());
   if (const RevokedClient* c = s->IsClientRevoked(serial)) {

@@ -52,8 +52,8 @@ absl::StatusOr<GenuineHsm> CheckAnswer(const IdentityRequest& req,
 
 absl::StatusOr<std::unique_ptr<Hsm>> Hsm::Init(const std::string& state_dir,
                                                const store::KekConfig& kek,
-                                               const std::string& serial,
-                                               const Certifier& certify) {
+                                               const std::string& serial, const Certifier& certify,
+                                               const Clock& clock) {
   RETURN_IF_ERROR(CheckSerialSyntax(serial));
   if (PathExists(state_dir + "/state.db")) {
     return absl::AlreadyExistsError(state_dir +
@@ -66,7 +66,7 @@ absl::StatusOr<std::unique_ptr<Hsm>> Hsm::Init(const std::string& state_dir,
   ASSIGN_OR_RETURN(IdentityCertificates certs, certify(req));
   ASSIGN_OR_RETURN(GenuineHsm genuine, CheckAnswer(req, certs));
 
-  int64_t now = NowUnix();
+  const int64_t now = clock.Now();
   ASSIGN_OR_RETURN(
       auto state,
       store::StateStore::Create(state_dir, kek, [&](store::Transaction& tx) -> absl::Status {
@@ -80,10 +80,10 @@ absl::StatusOr<std::unique_ptr<Hsm>> Hsm::Init(const std::string& state_dir,
         return tx.PutSecret(kNs, kWrapKey, wrap_key.ToPkcs8Der());
       }));
   return std::unique_ptr<Hsm>(
-      new Hsm(std::move(state), std::move(genuine), certs.wrap, certs.root, now));
+      new Hsm(std::move(state), std::move(genuine), certs.wrap, certs.root, now, clock));
 }
 
-absl::StatusOr<std::unique_ptr<Hsm>> Hsm::Open(const std::string& state_dir) {
+absl::StatusOr<std::unique_ptr<Hsm>> Hsm::Open(const std::string& state_dir, const Clock& clock) {
   ASSIGN_OR_RETURN(auto state, store::StateStore::Open(state_dir));
   std::optional<crypto::Certificate> identity, wrap, issuing, root;
   int64_t created_at = 0;
@@ -101,7 +101,7 @@ absl::StatusOr<std::unique_ptr<Hsm>> Hsm::Open(const std::string& state_dir) {
     return Annotate(genuine.status(), "the HSM state in " + state_dir + " is not a genuine HSM");
   }
   return std::unique_ptr<Hsm>(new Hsm(std::move(state), *std::move(genuine), *std::move(wrap),
-                                      *std::move(root), created_at));
+                                      *std::move(root), created_at, clock));
 }
 
 HsmInfo Hsm::Info() const {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/key.h"
 #include "crypto/x509.h"
@@ -59,12 +60,17 @@ class Hsm {
   // certificates, checks that the answer binds exactly these keys and this serial and is genuine
   // (supplier root → issuing CA → identity, right kinds), installs the root as trust anchor, and
   // stores it all — keys sealed — in one transaction. Refuses a directory that holds a state.
+  // `clock` is the HSM's clock: every operation on this Hsm decides by it (validity, expiry,
+  // audit time). The Hsm keeps a reference, so the clock must outlive it.
   static absl::StatusOr<std::unique_ptr<Hsm>> Init(const std::string& state_dir,
                                                    const store::KekConfig& kek,
                                                    const std::string& serial,
-                                                   const Certifier& certify);
+                                                   const Certifier& certify,
+                                                   const Clock& clock = SystemClock());
   // Opens an HSM state and re-checks that its identity is genuine under its own trust anchor.
-  static absl::StatusOr<std::unique_ptr<Hsm>> Open(const std::string& state_dir);
+  // `clock` as for Init: kept by reference, must outlive the Hsm.
+  static absl::StatusOr<std::unique_ptr<Hsm>> Open(const std::string& state_dir,
+                                                   const Clock& clock = SystemClock());
 
   HsmInfo Info() const;
   // Writes DIR/identity-chain.pem (identity cert, supplier issuing CA) and DIR/wrap.crt (PEM).
@@ -83,17 +89,21 @@ class Hsm {
   absl::StatusOr<crypto::PrivateKey> WrapKey() const;
 
   store::StateStore& state() { return *store_; }
+  // The HSM's clock; operations read it once at their start.
+  const Clock& clock() const { return clock_; }
 
  private:
   Hsm(std::unique_ptr<store::StateStore> store, GenuineHsm identity, crypto::Certificate wrap,
-      crypto::Certificate root, int64_t created_at)
-      : store_(std::move(store)),
+      crypto::Certificate root, int64_t created_at, const Clock& clock)
+      : clock_(clock),
+        store_(std::move(store)),
         identity_(std::move(identity)),
         wrap_(std::move(wrap)),
         root_(std::move(root)),
         created_at_(created_at) {}
   absl::StatusOr<crypto::PrivateKey> LoadKey(const std::string& name) const;
 
+  const Clock& clock_;
   std::unique_ptr<store::StateStore> store_;
   GenuineHsm identity_;
   crypto::Certificate wrap_;

@@ -139,8 +139,8 @@ JobSummary Summarize(const v1::JobPackage& pkg, const DeviceProfile& profile,
 
 }  // namespace
 
-absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package, int64_t now) {
-  if (now == 0) now = NowUnix();
+absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package) {
+  const int64_t now = hsm.clock().Now();
   ASSIGN_OR_RETURN(internal::OpenedJob job, internal::OpenJob(package));
   const v1::JobPackage& pkg = job.package;
   std::optional<v1::GroupMembership> m;

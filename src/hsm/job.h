@@ -4,7 +4,7 @@
 // wrapped at rest and is unwrapped only inside the member, for the life of a Provisioner), the
 // device key when the member makes it (CMS to the device's transport key), firmware and
 // configuration, and a record signed by the member. The per-device path is one plain call
-// (Provisioner::Provision) with one transaction.
+// (Provisioner::Provision) with one transaction. Expiry is checked at the HSM's clock.
 #pragma once
 
 #include <cstdint>
@@ -49,7 +49,7 @@ struct JobSummary {
 // signed by the OEM root group X trusts", "package expired at …", "the device CA key is not wrapped
 // for this group's encryption key: …". Importing the same package again is a no-op. Jobs are
 // kept per group: another group's job with the same id is another job.
-absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package, int64_t now = 0);
+absl::StatusOr<JobSummary> ImportJob(Hsm& hsm, std::span<const uint8_t> package);
 
 // A job package whose signature and contents were checked by VerifyJobPackage: what a member
 // imports, and what a line programs.
@@ -136,14 +136,13 @@ class Provisioner {
   // found), checks it is still valid, unwraps the device-issuing CA key with the group
   // encryption key and prepares the signers.
   static absl::StatusOr<std::unique_ptr<Provisioner>> Create(Hsm& hsm, const std::string& group_id,
-                                                             const std::string& job_id,
-                                                             int64_t now = 0);
+                                                             const std::string& job_id);
   ~Provisioner();
 
   // One device, in one transaction: refuses a uid this member already provisioned for the job
   // ("device uid U was already provisioned for job J (serial S); use --reissue") unless reissue;
   // issues, wraps, signs the record, records the device and appends the audit entry.
-  absl::StatusOr<ProvisioningData> Provision(const DeviceRequest& request, int64_t now = 0);
+  absl::StatusOr<ProvisioningData> Provision(const DeviceRequest& request);
 
   const DeviceProfile& profile() const;
   const std::string& member_id() const;

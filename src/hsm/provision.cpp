@@ -72,9 +72,8 @@ const std::string& Provisioner::group_id() const { return s_->group_id; }
 
 absl::StatusOr<std::unique_ptr<Provisioner>> Provisioner::Create(Hsm& hsm,
                                                                  const std::string& group_id,
-                                                                 const std::string& job_id,
-                                                                 int64_t now) {
-  if (now == 0) now = NowUnix();
+                                                                 const std::string& job_id) {
+  const int64_t now = hsm.clock().Now();
   std::optional<internal::OpenedJob> job;
   std::optional<v1::GroupMembership> m;
   std::optional<internal::GroupKeys> keys;
@@ -123,9 +122,9 @@ absl::StatusOr<std::unique_ptr<Provisioner>> Provisioner::Create(Hsm& hsm,
 }
 
 // One device's provisioning data (patent [0048]).
-absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req, int64_t now) {
-  if (now == 0) now = NowUnix();
+absl::StatusOr<ProvisioningData> Provisioner::Provision(const DeviceRequest& req) {
   const State& s = *s_;
+  const int64_t now = s.hsm->clock().Now();
   RETURN_IF_ERROR(CheckDeviceUid(req.uid));
   if (s.package.expires_at() != 0 && now > s.package.expires_at()) {
     return absl::PermissionDeniedError("package expired at " + FormatTime(s.package.expires_at()));

@@ -97,10 +97,11 @@ class DeviceDbRecord : public LineRecord {
   DeviceDb& db_;
 };
 
-class SystemClock : public LineClock {
+// The line's clock at the top-level wiring: the only place the line reads the system's time.
+class SystemLineClock : public LineClock {
  public:
   TimePoint SteadyNow() override { return std::chrono::steady_clock::now(); }
-  int64_t UnixNow() override { return NowUnix(); }
+  int64_t UnixNow() override { return clade::SystemClock().Now(); }
   void Pause(std::chrono::milliseconds d) override { std::this_thread::sleep_for(d); }
   void WaitUntil(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
                  TimePoint deadline) override {
@@ -164,7 +165,7 @@ absl::StatusOr<LineSummary> RunLineWrapping(const LineOptions& options,
   DeviceDbRecord record(*db);
   if (wrap) station.programmer = wrap(std::move(station.programmer));
   std::unique_ptr<MemberLinks> links = MakeGrpcMemberLinks(options.credentials);
-  SystemClock clock;
+  SystemLineClock clock;
   CoreParts parts;
   parts.chips = station.chips.get();
   parts.programmer = station.programmer.get();

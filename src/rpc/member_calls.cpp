@@ -82,7 +82,7 @@ grpc::Status Daemon::Impl::Admit(ServerContext* ctx, const v1::AdmitRequest* req
   }
   std::vector<uint8_t> bytes(req->request().begin(), req->request().end());
   // A peer HSM sends only its own request, on an announcement made for it (hsm::Admit checks).
-  auto adm = hsm::Admit(*hsm, bytes, 0, c.hsm_identity ? &*c.hsm_identity : nullptr);
+  auto adm = hsm::Admit(*hsm, bytes, c.hsm_identity ? &*c.hsm_identity : nullptr);
   if (!adm.ok()) {
     Log("admit.refused", {{"caller", c.Name()}, {"reason", std::string(adm.status().message())}});
     return ToGrpc(adm.status());

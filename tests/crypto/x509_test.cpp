@@ -40,7 +40,7 @@ CertProfile RootProfile(const std::string& cn = "Clade Root") {
 
 CertProfile CaProfile(const std::string& cn, int path_len) {
   CertProfile p = RootProfile(cn);
-  p.not_after = NowUnix() + 365 * kDay;
+  p.not_after = SystemClock().Now() + 365 * kDay;
   p.path_len = path_len;
   return p;
 }
@@ -48,7 +48,7 @@ CertProfile CaProfile(const std::string& cn, int path_len) {
 CertProfile LeafProfile(const std::string& cn = "HSM 0001") {
   CertProfile p;
   p.subject = {{"O", "Supplier"}, {"CN", cn}, {"serialNumber", "0001"}};
-  p.not_after = NowUnix() + 30 * kDay;
+  p.not_after = SystemClock().Now() + 30 * kDay;
   p.key_usage = {"digitalSignature"};
   p.extended_key_usage = {"clientAuth"};
   p.policies = {kGroupPolicy};
@@ -182,7 +182,7 @@ TEST(CertificateTest, UtcTimeBefore2050GeneralizedTimeFrom2050) {
 
 TEST(CertificateTest, DefaultNotBeforeAllowsOneMinuteOfSkew) {
   Pki pki;
-  int64_t now = NowUnix();
+  int64_t now = SystemClock().Now();
   EXPECT_LE(pki.leaf.NotBefore(), now - 60);
   EXPECT_GE(pki.leaf.NotBefore(), now - 120);
 }
@@ -445,8 +445,8 @@ TEST(X509VerifyTest, RefusesExpiredLeaf) {
 TEST(X509VerifyTest, RefusesNotYetValidLeaf) {
   Pki pki;
   CertProfile p = LeafProfile();
-  p.not_before = NowUnix() + kDay;
-  p.not_after = NowUnix() + 2 * kDay;
+  p.not_before = SystemClock().Now() + kDay;
+  p.not_after = SystemClock().Now() + 2 * kDay;
   ASSERT_OK_AND_ASSIGN(auto leaf,
                        IssueCertificate(p, pki.leaf_key.Public(), &pki.inter, pki.inter_key));
   EXPECT_THAT(
@@ -461,7 +461,7 @@ TEST(X509VerifyTest, RefusesNotYetValidLeaf) {
 TEST(X509VerifyTest, AtTimeAfterExpiryRefusesIntermediate) {
   Pki pki;
   VerifyOptions at;
-  at.at_time = NowUnix() + 400 * kDay;  // the intermediate lives 365 days, the leaf 30
+  at.at_time = SystemClock().Now() + 400 * kDay;  // the intermediate lives 365 days, the leaf 30
   EXPECT_THAT(
       VerifyChain(pki.leaf, {pki.inter}, pki.root, at),
       StatusIs(absl::StatusCode::kPermissionDenied,
@@ -673,7 +673,7 @@ OfflineCaSpec TestCaSpec() {
 
 TEST(OfflineCa, LoadsWhatItCreatedAndRefusesToOverwrite) {
   TempDir dir;
-  const int64_t now = NowUnix();
+  const int64_t now = SystemClock().Now();
   auto made = CreateOfflineCa(dir.File("ca"), TestCaSpec(), now);
   ASSERT_TRUE(made.ok()) << made.status();
   auto loaded = LoadOfflineCa(dir.File("ca"));
@@ -688,7 +688,7 @@ TEST(OfflineCa, LoadsWhatItCreatedAndRefusesToOverwrite) {
 
 TEST(OfflineCa, LoadRefusesAnExpiredOrNotYetValidIssuingCaByTheGivenClock) {
   TempDir dir;
-  const int64_t now = NowUnix();
+  const int64_t now = SystemClock().Now();
   ASSERT_TRUE(CreateOfflineCa(dir.File("ca"), TestCaSpec(), now).ok());
   FixedClock later(now + 25 * 86400);
   EXPECT_THAT(

@@ -130,7 +130,8 @@ class AuditTest : public testing::World {
   // A's export of 150 entries.
   Bytes ExportA() {
     FillA();
-    auto file = ExportAudit(*a_, t0_ + 20);
+    clock_.Set(t0_ + 20);
+    auto file = ExportAudit(*a_);
     EXPECT_TRUE(file.ok()) << file.status();
     return file.ok() ? *file : Bytes();
   }
@@ -142,10 +143,12 @@ class AuditTest : public testing::World {
 };
 
 TEST_F(AuditTest, AppendExportVerifyCountsPerGroup) {
-  ASSERT_OK_AND_ASSIGN(Bytes before, ExportAudit(*a_, t0_ + 5));
+  clock_.Set(t0_ + 5);
+  ASSERT_OK_AND_ASSIGN(Bytes before, ExportAudit(*a_));
   ASSERT_OK_AND_ASSIGN(AuditReport r0, Verify(before, *a_, g_));
   Append(*a_, Mixed(150, g_, "1"), t0_ + 10);
-  ASSERT_OK_AND_ASSIGN(Bytes file, ExportAudit(*a_, t0_ + 20));
+  clock_.Set(t0_ + 20);
+  ASSERT_OK_AND_ASSIGN(Bytes file, ExportAudit(*a_));
 
   ASSERT_OK_AND_ASSIGN(AuditReport r, Verify(file, *a_, g_));
   EXPECT_EQ(r.hsm_serial, "SN-A");
@@ -167,7 +170,8 @@ TEST_F(AuditTest, AppendExportVerifyCountsPerGroup) {
   // A member's export carries its own member id; any member's group export checks it.
   Append(*b_, {{g_, "1.1", audit_op::kAnnounce, "x"}, {g_, "1.1", audit_op::kPolicy, "SN-9"}},
          t0_ + 10);
-  ASSERT_OK_AND_ASSIGN(Bytes fb, ExportAudit(*b_, t0_ + 20));
+  clock_.Set(t0_ + 20);
+  ASSERT_OK_AND_ASSIGN(Bytes fb, ExportAudit(*b_));
   ASSERT_OK_AND_ASSIGN(AuditReport rb, Verify(fb, *a_, g_));
   EXPECT_EQ(rb.hsm_serial, "SN-B");
   EXPECT_EQ(rb.member_id, "1.1");
@@ -177,12 +181,14 @@ TEST_F(AuditTest, AppendExportVerifyCountsPerGroup) {
 
 TEST_F(AuditTest, GroupOperationsAreLoggedUnderTheMemberIdThatActed) {
   // SetUp founded g_ on A and enrolled B through the real calls, which log themselves.
-  ASSERT_OK_AND_ASSIGN(Bytes fa, ExportAudit(*a_, t0_ + 20));
+  clock_.Set(t0_ + 20);
+  ASSERT_OK_AND_ASSIGN(Bytes fa, ExportAudit(*a_));
   ASSERT_OK_AND_ASSIGN(AuditReport ra, Verify(fa, *b_, g_));
   EXPECT_EQ(ra.counts["1"][audit_op::kGroupCreate], 1u);
   EXPECT_EQ(ra.counts["1"][audit_op::kAnnounce], 1u);
   EXPECT_EQ(ra.counts["1"][audit_op::kAdmit], 1u);
-  ASSERT_OK_AND_ASSIGN(Bytes fb, ExportAudit(*b_, t0_ + 20));
+  clock_.Set(t0_ + 20);
+  ASSERT_OK_AND_ASSIGN(Bytes fb, ExportAudit(*b_));
   ASSERT_OK_AND_ASSIGN(AuditReport rb, Verify(fb, *a_, g_));
   EXPECT_EQ(rb.counts[""][audit_op::kRequest], 1u);  // before B had a member id
   EXPECT_EQ(rb.counts["1.1"][audit_op::kJoin], 1u);
@@ -191,7 +197,8 @@ TEST_F(AuditTest, GroupOperationsAreLoggedUnderTheMemberIdThatActed) {
 TEST_F(AuditTest, CheckpointEvery64EntriesAndAtExport) {
   FillA();
   EXPECT_EQ(Stored(*a_, internal::kAuditCheckpointNs), (std::vector<uint64_t>{64, 128}));
-  ASSERT_OK_AND_ASSIGN(Bytes file, ExportAudit(*a_, t0_ + 20));
+  clock_.Set(t0_ + 20);
+  ASSERT_OK_AND_ASSIGN(Bytes file, ExportAudit(*a_));
   v1::AuditExport ex = Decode(file);
   EXPECT_EQ(ex.entries_size(), 150);
   EXPECT_EQ(CheckpointSeqs(ex), (std::vector<uint64_t>{64, 128, 150}));
@@ -201,10 +208,12 @@ TEST_F(AuditTest, CheckpointEvery64EntriesAndAtExport) {
   EXPECT_EQ(EntryAt(ex, 0).prev_digest(), std::string(32, '\0'));
 
   // A second export at the same head adds no checkpoint; one more entry gets its own.
-  ASSERT_OK_AND_ASSIGN(Bytes again, ExportAudit(*a_, t0_ + 30));
+  clock_.Set(t0_ + 30);
+  ASSERT_OK_AND_ASSIGN(Bytes again, ExportAudit(*a_));
   EXPECT_EQ(CheckpointSeqs(Decode(again)), (std::vector<uint64_t>{64, 128, 150}));
   Append(*a_, {{g_, "1", audit_op::kPolicy, "SN-7"}}, t0_ + 40);
-  ASSERT_OK_AND_ASSIGN(Bytes more, ExportAudit(*a_, t0_ + 50));
+  clock_.Set(t0_ + 50);
+  ASSERT_OK_AND_ASSIGN(Bytes more, ExportAudit(*a_));
   EXPECT_EQ(CheckpointSeqs(Decode(more)), (std::vector<uint64_t>{64, 128, 150, 151}));
   ASSERT_OK_AND_ASSIGN(AuditReport r, Verify(more, *a_, g_));
   EXPECT_EQ(r.entries, 151u);
@@ -294,7 +303,8 @@ TEST_F(AuditTest, RefusesAnExportResignedByAnHsmOfAnotherGroup) {
   EXPECT_THAT(Verify(forged, *a_, g_),
               StatusIs(kDenied, HasSubstr("the audit export is not from a member of group " + g_)));
   // C's own genuine export, checked against A's group.
-  ASSERT_OK_AND_ASSIGN(Bytes cs, ExportAudit(*c_, t0_ + 20));
+  clock_.Set(t0_ + 20);
+  ASSERT_OK_AND_ASSIGN(Bytes cs, ExportAudit(*c_));
   EXPECT_OK(Verify(cs, *c_, other_));
   EXPECT_THAT(Verify(cs, *a_, g_),
               StatusIs(kDenied, HasSubstr("the audit export is not from a member of group " + g_)));
@@ -307,7 +317,8 @@ TEST_F(AuditTest, RefusesAnExportResignedByAnHsmOfAnotherGroup) {
 TEST_F(AuditTest, RefusesAnotherMembersCertificate) {
   // B puts the founder's member certificate in its export: it does not certify B's key.
   ASSERT_OK_AND_ASSIGN(GroupExport founder, ExportGroup(*a_, g_));
-  ASSERT_OK_AND_ASSIGN(Bytes fb, ExportAudit(*b_, t0_ + 20));
+  clock_.Set(t0_ + 20);
+  ASSERT_OK_AND_ASSIGN(Bytes fb, ExportAudit(*b_));
   Bytes forged = Forge(*b_, fb, [&](v1::AuditExport& ex) {
     ex.clear_member_certs();
     ex.add_member_certs(testing::DerString(founder.member));
@@ -318,7 +329,8 @@ TEST_F(AuditTest, RefusesAnotherMembersCertificate) {
 
 TEST_F(AuditTest, RefusesAnEntryClaimingAnotherMemberId) {
   Append(*b_, Mixed(100, g_, "1.1"), t0_ + 10);
-  ASSERT_OK_AND_ASSIGN(Bytes fb, ExportAudit(*b_, t0_ + 20));
+  clock_.Set(t0_ + 20);
+  ASSERT_OK_AND_ASSIGN(Bytes fb, ExportAudit(*b_));
   ASSERT_OK(Verify(fb, *a_, g_));
   // B, member 1.1, rewrites one of its entries as the founder's, re-chains every later entry and
   // re-signs every checkpoint with its own identity key: the chain holds, the lie does not.
@@ -343,12 +355,14 @@ TEST_F(AuditTest, RefusesAnEntryClaimingAnotherMemberId) {
 
 TEST_F(AuditTest, EmptyMemberIdOnlyForARequest) {
   Append(*b_, {{g_, "", audit_op::kRequest, "SN-A"}}, t0_ + 10);
-  ASSERT_OK_AND_ASSIGN(Bytes ok, ExportAudit(*b_, t0_ + 20));
+  clock_.Set(t0_ + 20);
+  ASSERT_OK_AND_ASSIGN(Bytes ok, ExportAudit(*b_));
   ASSERT_OK_AND_ASSIGN(AuditReport r, Verify(ok, *a_, g_));
   EXPECT_GE(r.counts[""][audit_op::kRequest], 1u);
 
   Append(*b_, {{g_, "", audit_op::kAdmit, "SN-X"}}, t0_ + 30);
-  ASSERT_OK_AND_ASSIGN(Bytes bad, ExportAudit(*b_, t0_ + 40));
+  clock_.Set(t0_ + 40);
+  ASSERT_OK_AND_ASSIGN(Bytes bad, ExportAudit(*b_));
   EXPECT_THAT(Verify(bad, *a_, g_),
               StatusIs(kDenied, HasSubstr("(group.admit) names no member id, the signer is 1.1")));
 }
@@ -370,7 +384,8 @@ TEST_F(AuditTest, AppendIsAtomicWithItsTransaction) {
   EXPECT_EQ(Stored(*a_, internal::kAuditNs).size(), before);
   Append(*a_, {{g_, "1", audit_op::kPolicy, "SN-1"}}, t0_);
   EXPECT_EQ(Stored(*a_, internal::kAuditNs).size(), before + 1);
-  ASSERT_OK_AND_ASSIGN(Bytes file, ExportAudit(*a_, t0_ + 5));
+  clock_.Set(t0_ + 5);
+  ASSERT_OK_AND_ASSIGN(Bytes file, ExportAudit(*a_));
   EXPECT_OK(Verify(file, *a_, g_));
 }
 
@@ -379,7 +394,8 @@ TEST_F(AuditTest, AppendIsAtomicWithItsTransaction) {
 
 TEST_F(AuditTest, GroupExportHoldsOnlyThatGroupsEntriesAndStillVerifies) {
   FillA();
-  ASSERT_OK_AND_ASSIGN(Bytes file, ExportGroupAudit(*a_, g2_, t0_ + 20));
+  clock_.Set(t0_ + 20);
+  ASSERT_OK_AND_ASSIGN(Bytes file, ExportGroupAudit(*a_, g2_));
   v1::AuditExport ex = Decode(file);
   EXPECT_EQ(ex.group_id(), g2_);
   ASSERT_GT(ex.entries_size(), 0);
@@ -396,20 +412,23 @@ TEST_F(AuditTest, GroupExportHoldsOnlyThatGroupsEntriesAndStillVerifies) {
   ASSERT_OK_AND_ASSIGN(AuditReport r, Verify(file, *a_, g2_));
   EXPECT_EQ(r.entries, 150u);
   EXPECT_EQ(r.elided, static_cast<uint64_t>(ex.elided_size()));
-  ASSERT_OK_AND_ASSIGN(Bytes whole, ExportAudit(*a_, t0_ + 30));
+  clock_.Set(t0_ + 30);
+  ASSERT_OK_AND_ASSIGN(Bytes whole, ExportAudit(*a_));
   ASSERT_OK_AND_ASSIGN(AuditReport rw, Verify(whole, *a_, g2_));
   EXPECT_EQ(r.counts, rw.counts);  // the group's own view is complete
 
   // Checked against the group it is not filtered to: refused, even though A is in alpha too.
   EXPECT_THAT(Verify(file, *a_, g_),
               StatusIs(kDenied, HasSubstr("the audit export is not from a member of group " + g_)));
-  EXPECT_THAT(ExportGroupAudit(*a_, other_, t0_ + 20),
+  clock_.Set(t0_ + 20);
+  EXPECT_THAT(ExportGroupAudit(*a_, other_),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("not a member of group")));
 }
 
 TEST_F(AuditTest, FilteredExportRefusesEditedElidedOrSmuggledEntries) {
   FillA();
-  ASSERT_OK_AND_ASSIGN(Bytes file, ExportGroupAudit(*a_, g2_, t0_ + 20));
+  clock_.Set(t0_ + 20);
+  ASSERT_OK_AND_ASSIGN(Bytes file, ExportGroupAudit(*a_, g2_));
   v1::AuditExport ex = Decode(file);
   // An elided entry whose digest was changed breaks the link to the next position.
   uint64_t seq = ex.elided(3).seq();

@@ -40,24 +40,28 @@ class AttackTest : public testing::World {
   }
 
   Bytes Ann(Hsm& sponsor, const std::string& group_id, int64_t valid_for = 3600) {
-    auto ann = Announce(sponsor, group_id, valid_for, t0_);
+    clock_.Set(t0_);
+    auto ann = Announce(sponsor, group_id, valid_for);
     EXPECT_TRUE(ann.ok()) << ann.status();
     return ann.ok() ? *ann : Bytes{};
   }
   Bytes Req(Hsm& candidate, const Bytes& ann, int64_t at = 0) {
-    auto req = RequestEnrollment(candidate, ann, at ? at : t0_ + 1);
+    clock_.Set(at ? at : t0_ + 1);
+    auto req = RequestEnrollment(candidate, ann);
     EXPECT_TRUE(req.ok()) << req.status();
     return req.ok() ? *req : Bytes{};
   }
   Admission Adm(Hsm& sponsor, const Bytes& req, int64_t at = 0) {
-    auto adm = Admit(sponsor, req, at ? at : t0_ + 2);
+    clock_.Set(at ? at : t0_ + 2);
+    auto adm = Admit(sponsor, req);
     EXPECT_TRUE(adm.ok()) << adm.status();
     return adm.ok() ? *std::move(adm) : Admission{};
   }
   // Admits `req` and joins the candidate; returns the member id both agree on.
   std::string AdmitAndJoin(Hsm& sponsor, Hsm& candidate, const Bytes& req) {
     Admission adm = Adm(sponsor, req);
-    auto joined = Join(candidate, adm.response, t0_ + 3);
+    clock_.Set(t0_ + 3);
+    auto joined = Join(candidate, adm.response);
     EXPECT_TRUE(joined.ok()) << joined.status();
     if (!joined.ok()) return "";
     EXPECT_EQ(joined->member_id, adm.member_id);
@@ -96,7 +100,8 @@ TEST_F(AttackTest, SnapshotSeesEveryWrite) {
   EXPECT_FALSE(c1 == c0);  // the pending request is recorded
   Admission adm = Adm(*a_, req);
   EXPECT_FALSE(Take(*a_) == a1);
-  ASSERT_OK(Join(c, adm.response, t0_ + 3));
+  clock_.Set(t0_ + 3);
+  ASSERT_OK(Join(c, adm.response));
   EXPECT_FALSE(Take(c) == c1);
 }
 
@@ -111,7 +116,8 @@ TEST_F(RequestAttackTest, SponsorFromAnotherSupplierRoot) {
   Bytes ann = Ann(fake, fg);
   Hsm& c = Make("SN-C");
   Snapshot before = Take(c);
-  EXPECT_THAT(RequestEnrollment(c, ann, t0_ + 1),
+  clock_.Set(t0_ + 1);
+  EXPECT_THAT(RequestEnrollment(c, ann),
               StatusIs(kDenied, HasSubstr("sponsor is not a genuine HSM")));
   EXPECT_EQ(Take(c), before);
   EXPECT_EQ(Enroll(*a_, c, g_), "1.1");
@@ -121,7 +127,8 @@ TEST_F(RequestAttackTest, ExpiredAnnouncement) {
   Bytes ann = Ann(*a_, g_, 3600);
   Hsm& c = Make("SN-C");
   Snapshot before = Take(c);
-  EXPECT_THAT(RequestEnrollment(c, ann, t0_ + 3601),
+  clock_.Set(t0_ + 3601);
+  EXPECT_THAT(RequestEnrollment(c, ann),
               StatusIs(kDenied, HasSubstr("announcement expired at " + FormatTime(t0_ + 3600))));
   EXPECT_EQ(Take(c), before);
   // In time, the same announcement still admits, as the first child.
@@ -129,10 +136,12 @@ TEST_F(RequestAttackTest, ExpiredAnnouncement) {
 }
 
 TEST_F(RequestAttackTest, AnnouncementIssuedInTheFuture) {
-  ASSERT_OK_AND_ASSIGN(Bytes ann, Announce(*a_, g_, 3600, t0_ + kClockSkew + 60));
+  clock_.Set(t0_ + kClockSkew + 60);
+  ASSERT_OK_AND_ASSIGN(Bytes ann, Announce(*a_, g_, 3600));
   Hsm& c = Make("SN-C");
   Snapshot before = Take(c);
-  EXPECT_THAT(RequestEnrollment(c, ann, t0_),
+  clock_.Set(t0_);
+  EXPECT_THAT(RequestEnrollment(c, ann),
               StatusIs(kDenied, HasSubstr("announcement issued in the future (" +
                                           FormatTime(t0_ + kClockSkew + 60) + ")")));
   EXPECT_EQ(Take(c), before);
@@ -140,7 +149,8 @@ TEST_F(RequestAttackTest, AnnouncementIssuedInTheFuture) {
   Bytes req = Req(c, ann, t0_ + 61);
   Admission adm = Adm(*a_, req, t0_ + 100);
   EXPECT_EQ(adm.member_id, "1.1");
-  ASSERT_OK(Join(c, adm.response, t0_ + 100));
+  clock_.Set(t0_ + 100);
+  ASSERT_OK(Join(c, adm.response));
 }
 
 TEST_F(RequestAttackTest, AnnouncementValidForMoreThan30Days) {
@@ -151,7 +161,8 @@ TEST_F(RequestAttackTest, AnnouncementValidForMoreThan30Days) {
                        }));
   Hsm& c = Make("SN-C");
   Snapshot before = Take(c);
-  EXPECT_THAT(RequestEnrollment(c, forged, t0_ + 1),
+  clock_.Set(t0_ + 1);
+  EXPECT_THAT(RequestEnrollment(c, forged),
               StatusIs(kDenied, HasSubstr("announcement is valid for more than 30 days")));
   EXPECT_EQ(Take(c), before);
   EXPECT_EQ(AdmitAndJoin(*a_, c, Req(c, ann)), "1.1");
@@ -166,7 +177,8 @@ TEST_F(RequestAttackTest, GroupIdDoesNotMatchTheGroupCaKey) {
                                                      [&](auto& m) { m.set_group_id(g2); }));
   Hsm& c = Make("SN-C");
   Snapshot before = Take(c);
-  EXPECT_THAT(RequestEnrollment(c, forged, t0_ + 1),
+  clock_.Set(t0_ + 1);
+  EXPECT_THAT(RequestEnrollment(c, forged),
               StatusIs(kDenied, HasSubstr("group id " + g2 + " does not match the group CA key (" +
                                           g_ + ")")));
   EXPECT_EQ(Take(c), before);
@@ -184,18 +196,21 @@ TEST_F(RequestAttackTest, SponsorMemberCertOfAnotherMember) {
                        }));
   Hsm& c = Make("SN-C");
   Snapshot before = Take(c);
-  EXPECT_THAT(RequestEnrollment(c, forged, t0_ + 1),
+  clock_.Set(t0_ + 1);
+  EXPECT_THAT(RequestEnrollment(c, forged),
               StatusIs(kDenied, HasSubstr("sponsor's member certificate is not bound to the "
                                           "sponsor's identity key")));
   // B, holding A's member cert and claiming A's id, fares no better.
   ASSERT_OK_AND_ASSIGN(GroupExport ea, ExportGroup(*a_, g_));
-  ASSERT_OK_AND_ASSIGN(Bytes ann_b, Announce(b, g_, 3600, t0_));
+  clock_.Set(t0_);
+  ASSERT_OK_AND_ASSIGN(Bytes ann_b, Announce(b, g_, 3600));
   ASSERT_OK_AND_ASSIGN(Bytes forged_b,
                        Reseal<v1::GroupAnnouncement>(b, kAnnouncementType, ann_b, [&](auto& m) {
                          m.set_sponsor_member_cert(DerString(ea.member));
                          m.set_sponsor_member_id("1");
                        }));
-  EXPECT_THAT(RequestEnrollment(c, forged_b, t0_ + 1),
+  clock_.Set(t0_ + 1);
+  EXPECT_THAT(RequestEnrollment(c, forged_b),
               StatusIs(kDenied, HasSubstr("sponsor's member certificate is not bound to the "
                                           "sponsor's identity key")));
   EXPECT_EQ(Take(c), before);
@@ -210,7 +225,8 @@ TEST_F(RequestAttackTest, SponsorMemberIdDiffersFromItsCert) {
                        }));
   Hsm& c = Make("SN-C");
   Snapshot before = Take(c);
-  EXPECT_THAT(RequestEnrollment(c, forged, t0_ + 1),
+  clock_.Set(t0_ + 1);
+  EXPECT_THAT(RequestEnrollment(c, forged),
               StatusIs(kDenied, HasSubstr("sponsor's member certificate names member id 1, the "
                                           "announcement 1.7")));
   EXPECT_EQ(Take(c), before);
@@ -237,11 +253,13 @@ TEST_F(RequestAttackTest, GroupCaOfAnotherGroup) {
                        }));
   Hsm& c = Make("SN-C");
   Snapshot before = Take(c);
-  EXPECT_THAT(RequestEnrollment(c, keep_id, t0_ + 1),
+  clock_.Set(t0_ + 1);
+  EXPECT_THAT(RequestEnrollment(c, keep_id),
               StatusIs(kDenied, HasSubstr("group id " + g_ + " does not match the group CA key (" +
                                           g2 + ")")));
+  clock_.Set(t0_ + 1);
   EXPECT_THAT(
-      RequestEnrollment(c, new_id, t0_ + 1),
+      RequestEnrollment(c, new_id),
       StatusIs(kDenied, HasSubstr("sponsor's member certificate is not issued by the group CA")));
   EXPECT_EQ(Take(c), before);
   EXPECT_EQ(AdmitAndJoin(*a_, c, Req(c, ann)), "1.1");
@@ -282,7 +300,8 @@ TEST_F(RequestAttackTest, GroupCaNotIssuedByAGenuineFounder) {
   Hsm& c = Make("SN-C");
   Snapshot before = Take(c);
   for (const Bytes* forged : {&forged_self, &forged_fake, &forged_short}) {
-    EXPECT_THAT(RequestEnrollment(c, *forged, t0_ + 1),
+    clock_.Set(t0_ + 1);
+    EXPECT_THAT(RequestEnrollment(c, *forged),
                 StatusIs(kDenied, HasSubstr("group CA is not genuine")));
   }
   EXPECT_EQ(Take(c), before);
@@ -295,9 +314,11 @@ TEST_F(RequestAttackTest, CandidateAlreadyInTheGroup) {
   Bytes ann = Ann(*a_, g_);
   Snapshot before_b = Take(b);
   Snapshot before_a = Take(*a_);
-  EXPECT_THAT(RequestEnrollment(b, ann, t0_ + 1),
+  clock_.Set(t0_ + 1);
+  EXPECT_THAT(RequestEnrollment(b, ann),
               StatusIs(kDenied, HasSubstr("this HSM is already a member of group " + g_)));
-  EXPECT_THAT(RequestEnrollment(*a_, ann, t0_ + 1),
+  clock_.Set(t0_ + 1);
+  EXPECT_THAT(RequestEnrollment(*a_, ann),
               StatusIs(kDenied, HasSubstr("this HSM is already a member of group " + g_)));
   EXPECT_EQ(Take(b), before_b);
   EXPECT_EQ(Take(*a_), before_a);
@@ -311,13 +332,15 @@ TEST_F(RequestAttackTest, WrongMessageType) {
   Bytes req = Req(c, ann);
   Hsm& d = Make("SN-D");
   Snapshot before = Take(d);
-  EXPECT_THAT(RequestEnrollment(d, req, t0_ + 1),
+  clock_.Set(t0_ + 1);
+  EXPECT_THAT(RequestEnrollment(d, req),
               StatusIs(kInvalid, HasSubstr("message is a clade.v1.EnrollmentRequest, expected a "
                                            "clade.v1.GroupAnnouncement")));
   // An announcement's payload relabelled as another type does not verify as an announcement.
   ASSERT_OK_AND_ASSIGN(auto payload, PayloadOf<v1::GroupAnnouncement>(ann));
   ASSERT_OK_AND_ASSIGN(Bytes as_request, SealAs(*a_, kRequestType, payload));
-  EXPECT_THAT(RequestEnrollment(d, as_request, t0_ + 1),
+  clock_.Set(t0_ + 1);
+  EXPECT_THAT(RequestEnrollment(d, as_request),
               StatusIs(kInvalid, HasSubstr("expected a clade.v1.GroupAnnouncement")));
   EXPECT_EQ(Take(d), before);
   EXPECT_EQ(AdmitAndJoin(*a_, c, req), "1.1");
@@ -327,12 +350,16 @@ TEST_F(RequestAttackTest, FlippedBitIsRefused) {
   Bytes ann = Ann(*a_, g_);
   Hsm& c = Make("SN-C");
   Snapshot before = Take(c);
-  EXPECT_FALSE(RequestEnrollment(c, FlipPayloadBit(ann), t0_ + 1).ok());
+  clock_.Set(t0_ + 1);
+  EXPECT_FALSE(RequestEnrollment(c, FlipPayloadBit(ann)).ok());
   Bytes last = ann;
   last.back() ^= 0x01;
-  EXPECT_FALSE(RequestEnrollment(c, last, t0_ + 1).ok());
-  EXPECT_FALSE(RequestEnrollment(c, Bytes(ann.begin(), ann.end() - 1), t0_ + 1).ok());
-  EXPECT_FALSE(RequestEnrollment(c, Bytes{}, t0_ + 1).ok());
+  clock_.Set(t0_ + 1);
+  EXPECT_FALSE(RequestEnrollment(c, last).ok());
+  clock_.Set(t0_ + 1);
+  EXPECT_FALSE(RequestEnrollment(c, Bytes(ann.begin(), ann.end() - 1)).ok());
+  clock_.Set(t0_ + 1);
+  EXPECT_FALSE(RequestEnrollment(c, Bytes{}).ok());
   EXPECT_EQ(Take(c), before);
   EXPECT_EQ(AdmitAndJoin(*a_, c, Req(c, ann)), "1.1");
 }
@@ -346,7 +373,8 @@ TEST_F(RequestAttackTest, NoFlippedByteIsAccepted) {
   for (size_t pos = 0; pos < ann.size(); pos += 11) {
     Bytes bad = ann;
     bad[pos] ^= 0x04;
-    if (RequestEnrollment(c, bad, t0_ + 1).ok()) accepted.push_back(pos);
+    clock_.Set(t0_ + 1);
+    if (RequestEnrollment(c, bad).ok()) accepted.push_back(pos);
   }
   EXPECT_TRUE(accepted.empty()) << accepted.size() << " flipped announcements accepted, first at "
                                 << accepted.front() << " of " << ann.size();
@@ -363,8 +391,8 @@ TEST_F(AdmitAttackTest, CandidateFromAnotherSupplierRoot) {
   Hsm& fake = Make("FAKE-X", /*counterfeit=*/true);
   Bytes forged = HandMadeRequest(fake, ann, g_, fake.wrap_cert());
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Admit(*a_, forged, t0_ + 2),
-              StatusIs(kDenied, HasSubstr("candidate is not a genuine HSM")));
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*a_, forged), StatusIs(kDenied, HasSubstr("candidate is not a genuine HSM")));
   EXPECT_EQ(Take(*a_), before);
   Hsm& c = Make("SN-C");
   EXPECT_EQ(AdmitAndJoin(*a_, c, Req(c, ann)), "1.1");  // the announcement was not spent
@@ -380,14 +408,16 @@ TEST_F(AdmitAttackTest, AnnouncementUsedTwice) {
   EXPECT_EQ(adm_c.member_id, "1.1");
   Snapshot before = Take(*a_);
   Snapshot before_d = Take(d);
+  clock_.Set(t0_ + 2);
   EXPECT_THAT(
-      Admit(*a_, req_d, t0_ + 2),
+      Admit(*a_, req_d),
       StatusIs(kDenied, HasSubstr("announcement was already used (it admitted SN-C as 1.1)")));
   // The same request again is refused the same way (no second id for one announcement).
-  EXPECT_THAT(Admit(*a_, req_c, t0_ + 2),
-              StatusIs(kDenied, HasSubstr("announcement was already used")));
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*a_, req_c), StatusIs(kDenied, HasSubstr("announcement was already used")));
   EXPECT_EQ(Take(*a_), before);
-  ASSERT_OK(Join(c, adm_c.response, t0_ + 3));
+  clock_.Set(t0_ + 3);
+  ASSERT_OK(Join(c, adm_c.response));
   EXPECT_EQ(Take(d), before_d);
   EXPECT_EQ(AdmitAndJoin(*a_, d, Req(d, Ann(*a_, g_))), "1.2");
 }
@@ -401,7 +431,8 @@ TEST_F(AdmitAttackTest, RequestWithAnUnknownFieldIsRefused) {
       Bytes forged, Reseal<v1::EnrollmentRequest>(
                         c, kRequestType, req, [](auto& m) { testing::AddUnknownField(&m, 99); }));
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Admit(*a_, forged, t0_ + 2),
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*a_, forged),
               StatusIs(kInvalid, ::testing::Eq("malformed message: clade.v1.EnrollmentRequest "
                                                "payload has unknown field 99")));
   EXPECT_EQ(Take(*a_), before);
@@ -415,8 +446,9 @@ TEST_F(AdmitAttackTest, AnnouncementOfAnotherSponsor) {
   Hsm& c = Make("SN-C");
   Bytes req = Req(c, ann_b);
   Snapshot before = Take(*a_);
+  clock_.Set(t0_ + 2);
   EXPECT_THAT(
-      Admit(*a_, req, t0_ + 2),
+      Admit(*a_, req),
       StatusIs(kDenied, HasSubstr("request does not answer an announcement of this sponsor")));
   EXPECT_EQ(Take(*a_), before);
   EXPECT_EQ(AdmitAndJoin(b, c, req), "1.1.1");
@@ -428,7 +460,8 @@ TEST_F(AdmitAttackTest, AnnouncementExpiredAtAdmit) {
   Hsm& c = Make("SN-C");
   Bytes req = Req(c, ann, t0_ + 1);
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Admit(*a_, req, t0_ + 3601),
+  clock_.Set(t0_ + 3601);
+  EXPECT_THAT(Admit(*a_, req),
               StatusIs(kDenied, HasSubstr("announcement expired at " + FormatTime(t0_ + 3600))));
   EXPECT_EQ(Take(*a_), before);
   // Admitted in time, the same request gets the first id: the refusal spent nothing.
@@ -441,8 +474,8 @@ TEST_F(AdmitAttackTest, DenyListedSerial) {
   Hsm& c = Make("SN-C");
   Bytes req = Req(c, ann);
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Admit(*a_, req, t0_ + 2),
-              StatusIs(kDenied, HasSubstr("candidate SN-C is on the deny list")));
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*a_, req), StatusIs(kDenied, HasSubstr("candidate SN-C is on the deny list")));
   EXPECT_EQ(Take(*a_), before);
   Hsm& d = Make("SN-D");
   EXPECT_EQ(AdmitAndJoin(*a_, d, Req(d, ann)), "1.1");
@@ -454,7 +487,8 @@ TEST_F(AdmitAttackTest, SerialMissingFromTheAllowList) {
   Hsm& c = Make("SN-C");
   Bytes req = Req(c, ann);
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Admit(*a_, req, t0_ + 2),
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*a_, req),
               StatusIs(kDenied, HasSubstr("candidate SN-C is not on the allow list")));
   EXPECT_EQ(Take(*a_), before);
   ASSERT_OK(AddToPolicy(*a_, g_, PolicyList::kAllow, "SN-C"));
@@ -482,7 +516,8 @@ TEST_F(AdmitAttackTest, WrapCertificateOfAnotherHsm) {
                        }));
   Snapshot before = Take(*a_);
   for (const Bytes* forged : {&other_wrap, &identity_as_wrap, &counterfeit_wrap}) {
-    EXPECT_THAT(Admit(*a_, *forged, t0_ + 2),
+    clock_.Set(t0_ + 2);
+    EXPECT_THAT(Admit(*a_, *forged),
                 StatusIs(kDenied, HasSubstr("candidate's wrap certificate is not genuine")));
   }
   EXPECT_EQ(Take(*a_), before);
@@ -495,7 +530,8 @@ TEST_F(AdmitAttackTest, CandidateAlreadyEnrolledHere) {
   Bytes ann = Ann(*a_, g_);
   Bytes again = HandMadeRequest(c, ann, g_, c.wrap_cert());
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Admit(*a_, again, t0_ + 2),
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*a_, again),
               StatusIs(kDenied, HasSubstr("candidate SN-C is already enrolled as 1.1")));
   EXPECT_EQ(Take(*a_), before);
   Hsm& d = Make("SN-D");
@@ -506,8 +542,8 @@ TEST_F(AdmitAttackTest, CandidateIsTheSponsorItself) {
   Bytes ann = Ann(*a_, g_);
   Bytes self = HandMadeRequest(*a_, ann, g_, a_->wrap_cert());
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Admit(*a_, self, t0_ + 2),
-              StatusIs(kDenied, HasSubstr("candidate SN-A is this HSM itself")));
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*a_, self), StatusIs(kDenied, HasSubstr("candidate SN-A is this HSM itself")));
   EXPECT_EQ(Take(*a_), before);
   Hsm& c = Make("SN-C");
   EXPECT_EQ(AdmitAndJoin(*a_, c, Req(c, ann)), "1.1");
@@ -522,7 +558,8 @@ TEST_F(AdmitAttackTest, RequestForAnotherGroup) {
       Bytes forged,
       Reseal<v1::EnrollmentRequest>(c, kRequestType, req, [&](auto& m) { m.set_group_id(g2); }));
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Admit(*a_, forged, t0_ + 2),
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*a_, forged),
               StatusIs(kDenied, HasSubstr("request is for group " + g2 +
                                           ", the announcement for group " + g_)));
   EXPECT_EQ(Take(*a_), before);
@@ -534,14 +571,18 @@ TEST_F(AdmitAttackTest, WrongMessageTypeAndFlippedBit) {
   Hsm& c = Make("SN-C");
   Bytes req = Req(c, ann);
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Admit(*a_, ann, t0_ + 2),
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*a_, ann),
               StatusIs(kInvalid, HasSubstr("message is a clade.v1.GroupAnnouncement, expected a "
                                            "clade.v1.EnrollmentRequest")));
-  EXPECT_FALSE(Admit(*a_, FlipPayloadBit(req), t0_ + 2).ok());
+  clock_.Set(t0_ + 2);
+  EXPECT_FALSE(Admit(*a_, FlipPayloadBit(req)).ok());
   Bytes last = req;
   last.back() ^= 0x01;
-  EXPECT_FALSE(Admit(*a_, last, t0_ + 2).ok());
-  EXPECT_FALSE(Admit(*a_, Bytes(req.begin(), req.end() - 3), t0_ + 2).ok());
+  clock_.Set(t0_ + 2);
+  EXPECT_FALSE(Admit(*a_, last).ok());
+  clock_.Set(t0_ + 2);
+  EXPECT_FALSE(Admit(*a_, Bytes(req.begin(), req.end() - 3)).ok());
   EXPECT_EQ(Take(*a_), before);
   EXPECT_EQ(AdmitAndJoin(*a_, c, req), "1.1");
 }
@@ -568,7 +609,8 @@ class JoinAttackTest : public AttackTest {
   }
   // The genuine response still joins, as 1.1.
   void ExpectGenuineJoinStillWorks() {
-    auto joined = Join(*c_, adm_.response, t0_ + 3);
+    clock_.Set(t0_ + 3);
+    auto joined = Join(*c_, adm_.response);
     ASSERT_TRUE(joined.ok()) << joined.status();
     EXPECT_EQ(joined->member_id, "1.1");
     EXPECT_EQ(joined->group_id, g_);
@@ -612,10 +654,12 @@ TEST_F(JoinAttackTest, ResponseReplayedToAThirdHsm) {
   Hsm& d = Make("SN-D");
   Bytes req_d = Req(d, Ann(*a_, g_));  // D waits for an answer of its own
   Snapshot before = Take(d);
-  EXPECT_THAT(Join(d, adm_.response, t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(d, adm_.response),
               StatusIs(kDenied, HasSubstr("response does not answer a pending request")));
   Hsm& e = Make("SN-E");  // E has asked nobody
-  EXPECT_THAT(Join(e, adm_.response, t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(e, adm_.response),
               StatusIs(kDenied, HasSubstr("response does not answer a pending request")));
   EXPECT_EQ(Take(d), before);
   ExpectGenuineJoinStillWorks();
@@ -634,11 +678,13 @@ TEST_F(JoinAttackTest, ResponseFromTheSponsorOfAnotherGroup) {
         m.set_request_digest(DigestOf(req_));
       }));
   Snapshot before = Take(*c_);
-  EXPECT_THAT(Join(*c_, forged, t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, forged),
               StatusIs(kDenied, HasSubstr("response is not from the sponsor of the announcement")));
   EXPECT_EQ(Take(*c_), before);
   ExpectGenuineJoinStillWorks();
-  ASSERT_OK_AND_ASSIGN(Joined j2, Join(*c_, adm_e.response, t0_ + 3));
+  clock_.Set(t0_ + 3);
+  ASSERT_OK_AND_ASSIGN(Joined j2, Join(*c_, adm_e.response));
   EXPECT_EQ(j2.group_id, g2);
   EXPECT_EQ(j2.member_id, "1.1");
 }
@@ -656,10 +702,12 @@ TEST_F(JoinAttackTest, ResponseForAnotherGroupOrGroupCa) {
     *m.mutable_group()->mutable_group_ca_chain() = resp_e.group().group_ca_chain();
   });
   Snapshot before = Take(*c_);
-  EXPECT_THAT(Join(*c_, other_group, t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, other_group),
               StatusIs(kDenied, HasSubstr("response is for group " + g2 +
                                           ", the pending request for group " + g_)));
-  EXPECT_THAT(Join(*c_, other_ca, t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, other_ca),
               StatusIs(kDenied, HasSubstr("response carries another group CA than was announced")));
   EXPECT_EQ(Take(*c_), before);
   ExpectGenuineJoinStillWorks();
@@ -673,12 +721,14 @@ TEST_F(JoinAttackTest, MemberCertificateBindsAnotherKey) {
   ASSERT_OK_AND_ASSIGN(GroupExport eb, ExportGroup(b, g_));
   Bytes forged = AsSponsor([&](auto& m) { m.set_member_cert(DerString(eb.member)); });
   Snapshot before = Take(*c_);
+  clock_.Set(t0_ + 3);
   EXPECT_THAT(
-      Join(*c_, forged, t0_ + 3),
+      Join(*c_, forged),
       StatusIs(kDenied, HasSubstr("member certificate does not bind this HSM's identity key")));
   // Nor passes a certificate of another kind (the group encryption cert).
   Bytes wrong_kind = AsSponsor([&](auto& m) { m.set_member_cert(DerString(eb.encryption)); });
-  EXPECT_THAT(Join(*c_, wrong_kind, t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, wrong_kind),
               StatusIs(kDenied, HasSubstr("member certificate is not issued by the group CA")));
   EXPECT_EQ(Take(*c_), before);
   ExpectGenuineJoinStillWorks();
@@ -692,7 +742,8 @@ TEST_F(JoinAttackTest, MemberCertificateOfAnotherGroup) {
   ASSERT_OK_AND_ASSIGN(GroupExport c2, ExportGroup(*c_, g2));
   Bytes forged = AsSponsor([&](auto& m) { m.set_member_cert(DerString(c2.member)); });
   Snapshot before = Take(*c_);
-  EXPECT_THAT(Join(*c_, forged, t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, forged),
               StatusIs(kDenied, HasSubstr("member certificate is not issued by the group CA")));
   EXPECT_EQ(Take(*c_), before);
   ExpectGenuineJoinStillWorks();
@@ -707,8 +758,9 @@ TEST_F(JoinAttackTest, SecondAnswerFromAnotherSponsorOfTheSameGroup) {
   EXPECT_EQ(adm_b.member_id, "1.2.1");
   ExpectGenuineJoinStillWorks();
   Snapshot before = Take(*c_);
+  clock_.Set(t0_ + 4);
   EXPECT_THAT(
-      Join(*c_, adm_b.response, t0_ + 4),
+      Join(*c_, adm_b.response),
       StatusIs(kDenied, HasSubstr("this HSM is already a member of group " + g_ + " (as 1.1)")));
   EXPECT_EQ(Take(*c_), before);
   EXPECT_EQ(MemberIdIn(*c_, g_), "1.1");
@@ -719,7 +771,8 @@ TEST_F(JoinAttackTest, MemberIdNotDirectlyBelowTheSponsor) {
   for (const char* id : {"1.5.1", "1", "2.1", "1.1.1", "", "x"}) {
     SCOPED_TRACE(id);
     Bytes forged = AsSponsor([&](auto& m) { m.set_member_id(id); });
-    EXPECT_THAT(Join(*c_, forged, t0_ + 3),
+    clock_.Set(t0_ + 3);
+    EXPECT_THAT(Join(*c_, forged),
                 StatusIs(kDenied, HasSubstr("member id " + std::string(id) +
                                             " is not directly below the sponsor's id 1")));
   }
@@ -730,8 +783,9 @@ TEST_F(JoinAttackTest, MemberIdNotDirectlyBelowTheSponsor) {
 TEST_F(JoinAttackTest, MemberIdDiffersFromTheCertificate) {
   Bytes forged = AsSponsor([&](auto& m) { m.set_member_id("1.7"); });
   Snapshot before = Take(*c_);
+  clock_.Set(t0_ + 3);
   EXPECT_THAT(
-      Join(*c_, forged, t0_ + 3),
+      Join(*c_, forged),
       StatusIs(kDenied, HasSubstr("member certificate names member id 1.1, the response 1.7")));
   EXPECT_EQ(Take(*c_), before);
   ExpectGenuineJoinStillWorks();
@@ -744,9 +798,11 @@ TEST_F(JoinAttackTest, GroupCertificatesOfWrongKind) {
   Bytes sign_is_enc = AsSponsor(
       [&](auto& m) { m.mutable_group()->set_signing_cert(resp.group().encryption_cert()); });
   Snapshot before = Take(*c_);
-  EXPECT_THAT(Join(*c_, enc_is_sign, t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, enc_is_sign),
               StatusIs(kDenied, HasSubstr("group encryption certificate is not genuine")));
-  EXPECT_THAT(Join(*c_, sign_is_enc, t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, sign_is_enc),
               StatusIs(kDenied, HasSubstr("group signing certificate is not genuine")));
   EXPECT_EQ(Take(*c_), before);
   ExpectGenuineJoinStillWorks();
@@ -759,10 +815,10 @@ TEST_F(JoinAttackTest, SecretsWrappedForAnotherHsm) {
   Bytes forged = AsSponsor([&](auto& m) { m.set_wrapped_secrets(AsString(to_x)); });
   Bytes garbage = AsSponsor([&](auto& m) { m.set_wrapped_secrets("not a CMS message"); });
   Snapshot before = Take(*c_);
-  EXPECT_THAT(Join(*c_, forged, t0_ + 3),
-              StatusIs(kDenied, HasSubstr("group secrets do not decrypt")));
-  EXPECT_THAT(Join(*c_, garbage, t0_ + 3),
-              StatusIs(kDenied, HasSubstr("group secrets do not decrypt")));
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, forged), StatusIs(kDenied, HasSubstr("group secrets do not decrypt")));
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, garbage), StatusIs(kDenied, HasSubstr("group secrets do not decrypt")));
   EXPECT_EQ(Take(*c_), before);
   ExpectGenuineJoinStillWorks();
 }
@@ -791,20 +847,26 @@ TEST_F(JoinAttackTest, SecretsThatDoNotMatchTheGroup) {
     return AsSponsor([&](auto& m) { m.set_wrapped_secrets(AsString(cms)); });
   };
   Snapshot before = Take(*c_);
-  EXPECT_THAT(Join(*c_, with(fresh), t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, with(fresh)),
               StatusIs(kDenied, HasSubstr("does not match the group CA certificate")));
-  EXPECT_THAT(Join(*c_, with(bad_enc), t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, with(bad_enc)),
               StatusIs(kDenied, HasSubstr("unwrapped group encryption key does not match the group "
                                           "encryption certificate")));
-  EXPECT_THAT(Join(*c_, with(bad_sign), t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, with(bad_sign)),
               StatusIs(kDenied, HasSubstr("unwrapped group signing key does not match the group "
                                           "signing certificate")));
-  EXPECT_THAT(Join(*c_, with(swapped), t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, with(swapped)),
               StatusIs(kDenied, HasSubstr("does not match the group encryption certificate")));
-  EXPECT_FALSE(Join(*c_, with(short_sym), t0_ + 3).ok());
+  clock_.Set(t0_ + 3);
+  EXPECT_FALSE(Join(*c_, with(short_sym)).ok());
   EXPECT_EQ(Take(*c_), before);
   // The real secrets, re-wrapped, are fine: the checks above were about the keys.
-  ASSERT_OK_AND_ASSIGN(Joined j, Join(*c_, with(real), t0_ + 3));
+  clock_.Set(t0_ + 3);
+  ASSERT_OK_AND_ASSIGN(Joined j, Join(*c_, with(real)));
   EXPECT_EQ(j.member_id, "1.1");
 }
 
@@ -813,21 +875,24 @@ TEST_F(JoinAttackTest, ResponseSignedByACounterfeitHsm) {
   ASSERT_OK_AND_ASSIGN(Bytes forged, Reseal<v1::EnrollmentResponse>(fake, kResponseType,
                                                                     adm_.response, [](auto&) {}));
   Snapshot before = Take(*c_);
-  EXPECT_THAT(Join(*c_, forged, t0_ + 3),
-              StatusIs(kDenied, HasSubstr("sponsor is not a genuine HSM")));
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, forged), StatusIs(kDenied, HasSubstr("sponsor is not a genuine HSM")));
   EXPECT_EQ(Take(*c_), before);
   ExpectGenuineJoinStillWorks();
 }
 
 TEST_F(JoinAttackTest, WrongMessageTypeAndFlippedBit) {
   Snapshot before = Take(*c_);
-  EXPECT_THAT(Join(*c_, req_, t0_ + 3),
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Join(*c_, req_),
               StatusIs(kInvalid, HasSubstr("message is a clade.v1.EnrollmentRequest, expected a "
                                            "clade.v1.EnrollmentResponse")));
-  EXPECT_FALSE(Join(*c_, FlipPayloadBit(adm_.response), t0_ + 3).ok());
+  clock_.Set(t0_ + 3);
+  EXPECT_FALSE(Join(*c_, FlipPayloadBit(adm_.response)).ok());
   Bytes last = adm_.response;
   last.back() ^= 0x01;
-  EXPECT_FALSE(Join(*c_, last, t0_ + 3).ok());
+  clock_.Set(t0_ + 3);
+  EXPECT_FALSE(Join(*c_, last).ok());
   EXPECT_EQ(Take(*c_), before);
   ExpectGenuineJoinStillWorks();
 }
@@ -835,7 +900,8 @@ TEST_F(JoinAttackTest, WrongMessageTypeAndFlippedBit) {
 TEST_F(JoinAttackTest, JoiningTheSameResponseTwice) {
   ExpectGenuineJoinStillWorks();
   Snapshot before = Take(*c_);
-  EXPECT_THAT(Join(*c_, adm_.response, t0_ + 4),
+  clock_.Set(t0_ + 4);
+  EXPECT_THAT(Join(*c_, adm_.response),
               StatusIs(kDenied, AnyOf(HasSubstr("response does not answer a pending request"),
                                       HasSubstr("this HSM is already a member of group"))));
   EXPECT_EQ(Take(*c_), before);

@@ -33,7 +33,8 @@ class EnrollmentTest : public testing::World {
 
 TEST_F(EnrollmentTest, FounderIsMemberOne) {
   Hsm& a = Make("SN-A");
-  ASSERT_OK_AND_ASSIGN(GroupSummary g, CreateGroup(a, "Acme line 1", std::nullopt, t0_));
+  clock_.Set(t0_);
+  ASSERT_OK_AND_ASSIGN(GroupSummary g, CreateGroup(a, "Acme line 1", std::nullopt));
   EXPECT_EQ(g.group_id.size(), 32u);
   EXPECT_EQ(g.name, "Acme line 1");
   EXPECT_EQ(g.member_id, "1");
@@ -155,25 +156,35 @@ TEST_F(EnrollmentTest, IdsAreNeverReusedAfterReopening) {
   EXPECT_EQ(Enroll(*hsms_["SN-A"], b, g), "1.1");
   EXPECT_EQ(Enroll(*hsms_["SN-A"], c, g), "1.2");
   // An announcement issued and used before closing stays used; one issued and unused stays open.
-  ASSERT_OK_AND_ASSIGN(Bytes used, Announce(*hsms_["SN-A"], g, 3600, t0_));
-  ASSERT_OK_AND_ASSIGN(Bytes req_d, RequestEnrollment(d, used, t0_ + 1));
-  ASSERT_OK_AND_ASSIGN(Bytes req_e, RequestEnrollment(e, used, t0_ + 1));
-  ASSERT_OK_AND_ASSIGN(Admission adm_d, Admit(*hsms_["SN-A"], req_d, t0_ + 2));
+  clock_.Set(t0_);
+  ASSERT_OK_AND_ASSIGN(Bytes used, Announce(*hsms_["SN-A"], g, 3600));
+  clock_.Set(t0_ + 1);
+  ASSERT_OK_AND_ASSIGN(Bytes req_d, RequestEnrollment(d, used));
+  clock_.Set(t0_ + 1);
+  ASSERT_OK_AND_ASSIGN(Bytes req_e, RequestEnrollment(e, used));
+  clock_.Set(t0_ + 2);
+  ASSERT_OK_AND_ASSIGN(Admission adm_d, Admit(*hsms_["SN-A"], req_d));
   EXPECT_EQ(adm_d.member_id, "1.3");
-  ASSERT_OK_AND_ASSIGN(Bytes open_ann, Announce(*hsms_["SN-A"], g, 3600, t0_));
+  clock_.Set(t0_);
+  ASSERT_OK_AND_ASSIGN(Bytes open_ann, Announce(*hsms_["SN-A"], g, 3600));
 
   Hsm& a = Reopen("SN-A");
   EXPECT_EQ(SummaryOf(a, g).children_enrolled, 3u);
   EXPECT_EQ(SummaryOf(a, g).member_id, "1");
-  EXPECT_THAT(Admit(a, req_e, t0_ + 3), StatusIs(absl::StatusCode::kPermissionDenied,
-                                                 HasSubstr("announcement was already used")));
-  ASSERT_OK_AND_ASSIGN(Joined jd, Join(d, adm_d.response, t0_ + 3));
+  clock_.Set(t0_ + 3);
+  EXPECT_THAT(Admit(a, req_e), StatusIs(absl::StatusCode::kPermissionDenied,
+                                        HasSubstr("announcement was already used")));
+  clock_.Set(t0_ + 3);
+  ASSERT_OK_AND_ASSIGN(Joined jd, Join(d, adm_d.response));
   EXPECT_EQ(jd.member_id, "1.3");
-  ASSERT_OK_AND_ASSIGN(Bytes req_f, RequestEnrollment(f, open_ann, t0_ + 4));
-  ASSERT_OK_AND_ASSIGN(Admission adm_f, Admit(a, req_f, t0_ + 5));
+  clock_.Set(t0_ + 4);
+  ASSERT_OK_AND_ASSIGN(Bytes req_f, RequestEnrollment(f, open_ann));
+  clock_.Set(t0_ + 5);
+  ASSERT_OK_AND_ASSIGN(Admission adm_f, Admit(a, req_f));
   EXPECT_EQ(adm_f.member_id, "1.4");
   EXPECT_EQ(adm_f.candidate_serial, "SN-F");
-  ASSERT_OK(Join(f, adm_f.response, t0_ + 6));
+  clock_.Set(t0_ + 6);
+  ASSERT_OK(Join(f, adm_f.response));
 
   // Reopening again, and the member side too: still no reuse.
   Hsm& a2 = Reopen("SN-A");
@@ -193,18 +204,26 @@ TEST_F(EnrollmentTest, IdsFollowTheOrderOfAdmission) {
   Hsm& b = Make("SN-B");
   Hsm& c = Make("SN-C");
   std::string g = Found(a, "order");
-  ASSERT_OK_AND_ASSIGN(Bytes ann1, Announce(a, g, 3600, t0_));
-  ASSERT_OK_AND_ASSIGN(Bytes ann2, Announce(a, g, 3600, t0_));
-  ASSERT_OK_AND_ASSIGN(Bytes req_b, RequestEnrollment(b, ann1, t0_ + 1));
-  ASSERT_OK_AND_ASSIGN(Bytes req_c, RequestEnrollment(c, ann2, t0_ + 1));
-  ASSERT_OK_AND_ASSIGN(Admission adm_c, Admit(a, req_c, t0_ + 2));
-  ASSERT_OK_AND_ASSIGN(Admission adm_b, Admit(a, req_b, t0_ + 2));
+  clock_.Set(t0_);
+  ASSERT_OK_AND_ASSIGN(Bytes ann1, Announce(a, g, 3600));
+  clock_.Set(t0_);
+  ASSERT_OK_AND_ASSIGN(Bytes ann2, Announce(a, g, 3600));
+  clock_.Set(t0_ + 1);
+  ASSERT_OK_AND_ASSIGN(Bytes req_b, RequestEnrollment(b, ann1));
+  clock_.Set(t0_ + 1);
+  ASSERT_OK_AND_ASSIGN(Bytes req_c, RequestEnrollment(c, ann2));
+  clock_.Set(t0_ + 2);
+  ASSERT_OK_AND_ASSIGN(Admission adm_c, Admit(a, req_c));
+  clock_.Set(t0_ + 2);
+  ASSERT_OK_AND_ASSIGN(Admission adm_b, Admit(a, req_b));
   EXPECT_EQ(adm_c.member_id, "1.1");
   EXPECT_EQ(adm_b.member_id, "1.2");
   EXPECT_EQ(adm_b.candidate_serial, "SN-B");
   // Joins may come in any order, too.
-  ASSERT_OK_AND_ASSIGN(Joined jb, Join(b, adm_b.response, t0_ + 3));
-  ASSERT_OK_AND_ASSIGN(Joined jc, Join(c, adm_c.response, t0_ + 3));
+  clock_.Set(t0_ + 3);
+  ASSERT_OK_AND_ASSIGN(Joined jb, Join(b, adm_b.response));
+  clock_.Set(t0_ + 3);
+  ASSERT_OK_AND_ASSIGN(Joined jc, Join(c, adm_c.response));
   EXPECT_EQ(jb.member_id, "1.2");
   EXPECT_EQ(jc.member_id, "1.1");
   EXPECT_EQ(SummaryOf(a, g).children_enrolled, 2u);
@@ -303,13 +322,18 @@ TEST_F(EnrollmentTest, AnnouncementValidityBounds) {
   Hsm& a = Make("SN-A");
   std::string g = Found(a, "validity");
   Snapshot before = Take(a);
-  EXPECT_FALSE(Announce(a, g, 0, t0_).ok());
-  EXPECT_FALSE(Announce(a, g, -5, t0_).ok());
-  EXPECT_FALSE(Announce(a, g, kMaxAnnouncementValidity + 1, t0_).ok());
-  EXPECT_THAT(Announce(a, "0123456789abcdef0123456789abcdef", 3600, t0_),
+  clock_.Set(t0_);
+  EXPECT_FALSE(Announce(a, g, 0).ok());
+  clock_.Set(t0_);
+  EXPECT_FALSE(Announce(a, g, -5).ok());
+  clock_.Set(t0_);
+  EXPECT_FALSE(Announce(a, g, kMaxAnnouncementValidity + 1).ok());
+  clock_.Set(t0_);
+  EXPECT_THAT(Announce(a, "0123456789abcdef0123456789abcdef", 3600),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("is not a member of group")));
   EXPECT_EQ(Take(a), before);
-  ASSERT_OK_AND_ASSIGN(Bytes ann, Announce(a, g, kMaxAnnouncementValidity, t0_));
+  clock_.Set(t0_);
+  ASSERT_OK_AND_ASSIGN(Bytes ann, Announce(a, g, kMaxAnnouncementValidity));
   ASSERT_OK_AND_ASSIGN(auto payload, testing::PayloadOf<v1::GroupAnnouncement>(ann));
   EXPECT_EQ(payload.group_id(), g);
   EXPECT_EQ(payload.issued_at(), t0_);
@@ -317,7 +341,8 @@ TEST_F(EnrollmentTest, AnnouncementValidityBounds) {
   EXPECT_EQ(payload.sponsor_member_id(), "1");
   EXPECT_EQ(payload.nonce().size(), 32u);
   EXPECT_EQ(payload.group_ca_chain_size(), 3);
-  ASSERT_OK_AND_ASSIGN(Bytes ann2, Announce(a, g, 3600, t0_));
+  clock_.Set(t0_);
+  ASSERT_OK_AND_ASSIGN(Bytes ann2, Announce(a, g, 3600));
   ASSERT_OK_AND_ASSIGN(auto payload2, testing::PayloadOf<v1::GroupAnnouncement>(ann2));
   EXPECT_NE(payload.nonce(), payload2.nonce());
 }
@@ -328,11 +353,15 @@ TEST_F(EnrollmentTest, ClockSkewAndLastSecondAreAccepted) {
   Hsm& a = Make("SN-A");
   Hsm& b = Make("SN-B");
   std::string g = Found(a, "skew");
-  ASSERT_OK_AND_ASSIGN(Bytes ann, Announce(a, g, 3600, t0_ + kClockSkew - 10));
-  ASSERT_OK_AND_ASSIGN(Bytes req, RequestEnrollment(b, ann, t0_));
-  ASSERT_OK_AND_ASSIGN(Admission adm, Admit(a, req, t0_ + kClockSkew - 10 + 3600));
+  clock_.Set(t0_ + kClockSkew - 10);
+  ASSERT_OK_AND_ASSIGN(Bytes ann, Announce(a, g, 3600));
+  clock_.Set(t0_);
+  ASSERT_OK_AND_ASSIGN(Bytes req, RequestEnrollment(b, ann));
+  clock_.Set(t0_ + kClockSkew - 10 + 3600);
+  ASSERT_OK_AND_ASSIGN(Admission adm, Admit(a, req));
   EXPECT_EQ(adm.member_id, "1.1");
-  ASSERT_OK_AND_ASSIGN(Joined j, Join(b, adm.response, t0_ + kClockSkew - 10 + 3600));
+  clock_.Set(t0_ + kClockSkew - 10 + 3600);
+  ASSERT_OK_AND_ASSIGN(Joined j, Join(b, adm.response));
   EXPECT_EQ(j.member_id, "1.1");
   EXPECT_EQ(j.group_name, "skew");
 }

@@ -39,7 +39,8 @@ class StatementTest : public testing::World {
   }
 
   Bytes Revoke(Hsm& on, const std::string& member, int64_t at = 0) {
-    auto st = RevokeMember(on, g_, member, "", at);
+    if (at != 0) clock_.Set(at);
+    auto st = RevokeMember(on, g_, member, "");
     EXPECT_TRUE(st.ok()) << st.status();
     return st.ok() ? st->message : Bytes{};
   }
@@ -257,8 +258,8 @@ TEST_F(StatementTest, ClientCertificatesNameTheirIssuerAndLastThirtyDays) {
   ASSERT_OK(c);
   auto ext = c->chain[0].Extension(ClientIssuerExtensionOid());
   ASSERT_TRUE(ext.has_value());
-  EXPECT_LE(c->chain[0].NotAfter(), NowUnix() + kDefaultClientValidity);
-  EXPECT_GT(c->chain[0].NotAfter(), NowUnix() + kDefaultClientValidity - 120);
+  EXPECT_LE(c->chain[0].NotAfter(), clock_.Now() + kDefaultClientValidity);
+  EXPECT_GT(c->chain[0].NotAfter(), clock_.Now() + kDefaultClientValidity - 120);
 }
 
 TEST_F(StatementTest, DeniedSerialIsRefusedByAdmitOnAMemberEnrolledAfterTheDeny) {
@@ -269,12 +270,15 @@ TEST_F(StatementTest, DeniedSerialIsRefusedByAdmitOnAMemberEnrolledAfterTheDeny)
   auto held = HeldStatement(e, g_);
   ASSERT_OK(held);
   ASSERT_TRUE(held->has_value());
-  auto ann = Announce(e, g_, 3600, t0_);
+  clock_.Set(t0_);
+  auto ann = Announce(e, g_, 3600);
   ASSERT_OK(ann);
-  auto req = RequestEnrollment(x, *ann, t0_ + 1);
+  clock_.Set(t0_ + 1);
+  auto req = RequestEnrollment(x, *ann);
   ASSERT_OK(req);
   auto before = Take(e);
-  EXPECT_THAT(Admit(e, *req, t0_ + 2),
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(e, *req),
               StatusIs(kDenied, HasSubstr("candidate SN-X is denied by group statement 1")));
   EXPECT_EQ(Take(e), before);
 }
@@ -284,12 +288,15 @@ TEST_F(StatementTest, DeniedSerialIsRefusedByAdmitOnAMemberThatGotTheStatementBy
   auto st = DenySerial(*a_, g_, "SN-X");
   ASSERT_OK(st);
   ASSERT_OK(AcceptStatement(*b_, st->message));  // the file, carried to 1.1
-  auto ann = Announce(*b_, g_, 3600, t0_);
+  clock_.Set(t0_);
+  auto ann = Announce(*b_, g_, 3600);
   ASSERT_OK(ann);
-  auto req = RequestEnrollment(x, *ann, t0_ + 1);
+  clock_.Set(t0_ + 1);
+  auto req = RequestEnrollment(x, *ann);
   ASSERT_OK(req);
   auto before = Take(*b_);
-  EXPECT_THAT(Admit(*b_, *req, t0_ + 2),
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*b_, *req),
               StatusIs(kDenied, HasSubstr("candidate SN-X is denied by group statement 1")));
   EXPECT_EQ(Take(*b_), before);
 }

@@ -36,7 +36,8 @@ class InvitationTest : public testing::World {
     other_hsm_ = &Make("SN-3");
   }
   Bytes AnnFor(const std::string& serial) {
-    auto ann = Announce(*a_, g_, AnnounceOptions{3600, serial}, t0_);
+    clock_.Set(t0_);
+    auto ann = Announce(*a_, g_, AnnounceOptions{3600, serial});
     EXPECT_TRUE(ann.ok()) << ann.status();
     return ann.ok() ? *ann : Bytes{};
   }
@@ -55,13 +56,16 @@ class InvitationTest : public testing::World {
   }
   // The invited HSM still gets the announcement's one admission, as the first child.
   void InvitedIsAdmitted(const Bytes& ann) {
-    auto req = RequestEnrollment(*invited_, ann, t0_ + 1);
+    clock_.Set(t0_ + 1);
+    auto req = RequestEnrollment(*invited_, ann);
     ASSERT_OK(req);
-    auto adm = Admit(*a_, *req, t0_ + 2);
+    clock_.Set(t0_ + 2);
+    auto adm = Admit(*a_, *req);
     ASSERT_OK(adm);
     EXPECT_EQ(adm->member_id, "1.1");
     EXPECT_EQ(adm->candidate_serial, "SN-2");
-    ASSERT_OK(Join(*invited_, adm->response, t0_ + 3));
+    clock_.Set(t0_ + 3);
+    ASSERT_OK(Join(*invited_, adm->response));
   }
 
   Hsm* a_ = nullptr;          // SN-1, founder of g_
@@ -74,16 +78,19 @@ TEST_F(InvitationTest, TheAnnouncementCarriesTheSerialItAdmits) {
   Bytes ann = AnnFor("SN-2");
   ASSERT_OK_AND_ASSIGN(auto payload, PayloadOf<v1::GroupAnnouncement>(ann));
   EXPECT_EQ(payload.for_serial(), "SN-2");
-  ASSERT_OK_AND_ASSIGN(Bytes open, Announce(*a_, g_, AnnounceOptions{3600, ""}, t0_));
+  clock_.Set(t0_);
+  ASSERT_OK_AND_ASSIGN(Bytes open, Announce(*a_, g_, AnnounceOptions{3600, ""}));
   ASSERT_OK_AND_ASSIGN(auto open_payload, PayloadOf<v1::GroupAnnouncement>(open));
   EXPECT_EQ(open_payload.for_serial(), "");
 }
 
 TEST_F(InvitationTest, AnnounceRefusesABadSerialAndTheSponsorItself) {
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Announce(*a_, g_, AnnounceOptions{3600, "SN 2"}, t0_),
+  clock_.Set(t0_);
+  EXPECT_THAT(Announce(*a_, g_, AnnounceOptions{3600, "SN 2"}),
               StatusIs(kInvalid, HasSubstr("--for 'SN 2' is not an HSM serial number")));
-  EXPECT_THAT(Announce(*a_, g_, AnnounceOptions{3600, "SN-1"}, t0_),
+  clock_.Set(t0_);
+  EXPECT_THAT(Announce(*a_, g_, AnnounceOptions{3600, "SN-1"}),
               StatusIs(kInvalid, HasSubstr("an announcement cannot be for the sponsor itself")));
   EXPECT_EQ(Take(*a_), before);
 }
@@ -91,7 +98,8 @@ TEST_F(InvitationTest, AnnounceRefusesABadSerialAndTheSponsorItself) {
 TEST_F(InvitationTest, CandidateNotNamedRefusesToRequest) {
   Bytes ann = AnnFor("SN-2");
   Snapshot before = Take(*other_hsm_);
-  EXPECT_THAT(RequestEnrollment(*other_hsm_, ann, t0_ + 1),
+  clock_.Set(t0_ + 1);
+  EXPECT_THAT(RequestEnrollment(*other_hsm_, ann),
               StatusIs(kDenied, HasSubstr("the announcement admits only SN-2, not SN-3")));
   EXPECT_EQ(Take(*other_hsm_), before);
   InvitedIsAdmitted(ann);
@@ -101,7 +109,8 @@ TEST_F(InvitationTest, SponsorRefusesAnotherSerialAndChangesNothing) {
   Bytes ann = AnnFor("SN-2");
   Bytes forged = RequestSkippingTheCandidateCheck(*other_hsm_, ann);
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Admit(*a_, forged, t0_ + 2),
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*a_, forged),
               StatusIs(kDenied, HasSubstr("the announcement admits only SN-2, not SN-3")));
   EXPECT_EQ(Take(*a_), before);
   InvitedIsAdmitted(ann);
@@ -111,27 +120,34 @@ TEST_F(InvitationTest, SponsorRefusesAnotherSerialAndChangesNothing) {
 // its serial.
 TEST_F(InvitationTest, OnlineCandidateSendsOnlyItsOwnRequest) {
   Bytes ann = AnnFor("SN-2");
-  ASSERT_OK_AND_ASSIGN(Bytes req, RequestEnrollment(*invited_, ann, t0_ + 1));
+  clock_.Set(t0_ + 1);
+  ASSERT_OK_AND_ASSIGN(Bytes req, RequestEnrollment(*invited_, ann));
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Admit(*a_, req, t0_ + 2, &other_hsm_->identity().identity),
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*a_, req, &other_hsm_->identity().identity),
               StatusIs(kDenied, HasSubstr("request is signed by SN-2, not by the HSM that sent "
                                           "it (an HSM sends only its own request)")));
   EXPECT_EQ(Take(*a_), before);
-  ASSERT_OK_AND_ASSIGN(Admission adm, Admit(*a_, req, t0_ + 2, &invited_->identity().identity));
+  clock_.Set(t0_ + 2);
+  ASSERT_OK_AND_ASSIGN(Admission adm, Admit(*a_, req, &invited_->identity().identity));
   EXPECT_EQ(adm.member_id, "1.1");
 }
 
 TEST_F(InvitationTest, OnlineCandidateNeedsAnAnnouncementNamingIt) {
-  ASSERT_OK_AND_ASSIGN(Bytes open, Announce(*a_, g_, AnnounceOptions{3600, ""}, t0_));
-  ASSERT_OK_AND_ASSIGN(Bytes req, RequestEnrollment(*other_hsm_, open, t0_ + 1));
+  clock_.Set(t0_);
+  ASSERT_OK_AND_ASSIGN(Bytes open, Announce(*a_, g_, AnnounceOptions{3600, ""}));
+  clock_.Set(t0_ + 1);
+  ASSERT_OK_AND_ASSIGN(Bytes req, RequestEnrollment(*other_hsm_, open));
   Snapshot before = Take(*a_);
-  EXPECT_THAT(Admit(*a_, req, t0_ + 2, &other_hsm_->identity().identity),
+  clock_.Set(t0_ + 2);
+  EXPECT_THAT(Admit(*a_, req, &other_hsm_->identity().identity),
               StatusIs(kDenied, HasSubstr("the announcement names no HSM; online, an HSM is "
                                           "admitted only on an announcement made for its serial "
                                           "(clade group announce --for SN-3)")));
   EXPECT_EQ(Take(*a_), before);
   // Carried as files (the operator admits offline), the same open announcement admits it.
-  ASSERT_OK_AND_ASSIGN(Admission adm, Admit(*a_, req, t0_ + 2));
+  clock_.Set(t0_ + 2);
+  ASSERT_OK_AND_ASSIGN(Admission adm, Admit(*a_, req));
   EXPECT_EQ(adm.candidate_serial, "SN-3");
 }
 

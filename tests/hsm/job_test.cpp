@@ -71,7 +71,7 @@ crypto::PrivateKey NewKey() {
 crypto::Certificate SelfSigned(const crypto::PrivateKey& key, const std::string& cn) {
   crypto::CertProfile p;
   p.subject = {{"CN", cn}};
-  p.not_after = NowUnix() + 86400;
+  p.not_after = SystemClock().Now() + 86400;
   p.key_usage = {"keyAgreement"};
   auto cert = crypto::IssueCertificate(p, key.Public(), nullptr, key);
   EXPECT_TRUE(cert.ok()) << cert.status();
@@ -164,8 +164,8 @@ class JobTest : public testing::World {
     return *other_oem_;
   }
 
-  std::unique_ptr<Provisioner> Prov(Hsm& h, const std::string& job_id, int64_t now = 0) {
-    auto p = Provisioner::Create(h, g_, job_id, now);
+  std::unique_ptr<Provisioner> Prov(Hsm& h, const std::string& job_id) {
+    auto p = Provisioner::Create(h, g_, job_id);
     EXPECT_TRUE(p.ok()) << p.status();
     return p.ok() ? *std::move(p) : nullptr;
   }
@@ -278,7 +278,7 @@ TEST_F(JobTest, HsmKeyModeWrapsTheKeyForTheTransportKey) {
   auto ext = d.DeviceCertificate()->Extension("1.3.6.1.4.1.32473.77.2");
   ASSERT_TRUE(ext.has_value());
   EXPECT_EQ(Str(*ext), std::string("\x0c\x06line 7"));
-  EXPECT_NEAR(d.DeviceCertificate()->NotAfter() - NowUnix(), 30 * 86400, 120);
+  EXPECT_NEAR(d.DeviceCertificate()->NotAfter() - SystemClock().Now(), 30 * 86400, 120);
   ASSERT_OK_AND_ASSIGN(auto rec, PayloadOf<v1::ProvisioningRecord>(d.record));
   EXPECT_EQ(rec.key_mode(), "hsm");
   EXPECT_EQ(rec.key_envelope_sha256(), Str(crypto::Sha256(d.key_envelope)));
@@ -400,21 +400,26 @@ TEST_F(JobTest, PackageForAnotherGroupRefused) {
 }
 
 TEST_F(JobTest, ExpiredPackageRefused) {
-  int64_t now = NowUnix();
+  int64_t now = SystemClock().Now();
   oem::PackageOptions o = Options();
   o.expires_at = now + 100;
   Bytes pkg = Package(o);
-  EXPECT_THAT(ImportJob(*m12_, pkg, now + 200),
+  clock_.Set(now + 200);
+  EXPECT_THAT(ImportJob(*m12_, pkg),
               StatusIs(kDenied, HasSubstr("package expired at " + FormatTime(now + 100))));
   // At exactly expires_at it still imports; afterwards neither a new Provisioner nor one made
   // earlier provisions with it.
-  ASSERT_OK(ImportJob(*m12_, pkg, now + 100));
-  auto p = Prov(*m12_, "J-1", now + 50);
+  clock_.Set(now + 100);
+  ASSERT_OK(ImportJob(*m12_, pkg));
+  clock_.Set(now + 50);
+  auto p = Prov(*m12_, "J-1");
   ASSERT_NE(p, nullptr);
-  EXPECT_OK(p->Provision(DeviceKeyRequest("D-1"), now + 60));
-  EXPECT_THAT(p->Provision(DeviceKeyRequest("D-2"), now + 200),
+  clock_.Set(now + 60);
+  EXPECT_OK(p->Provision(DeviceKeyRequest("D-1")));
+  clock_.Set(now + 200);
+  EXPECT_THAT(p->Provision(DeviceKeyRequest("D-2")),
               StatusIs(kDenied, HasSubstr("package expired at")));
-  EXPECT_THAT(Provisioner::Create(*m12_, g_, "J-1", now + 200),
+  EXPECT_THAT(Provisioner::Create(*m12_, g_, "J-1"),
               StatusIs(kDenied, HasSubstr("package expired at")));
   // The OEM cannot make an already expired package.
   o.expires_at = now - 1;
@@ -553,7 +558,7 @@ TEST_F(JobTest, EachFieldChangedAndResignedByTheOem) {
   // expires_at: in the past.
   EXPECT_THAT(import([](v1::JobPackage& p) {
                 p.set_job_id("J-2");
-                p.set_expires_at(NowUnix() - 10);
+                p.set_expires_at(SystemClock().Now() - 10);
               }),
               StatusIs(kDenied, HasSubstr("package expired at")));
   // Dropping the firmware together with its digest is harmless by design: a job need not carry
@@ -774,7 +779,7 @@ TEST(ProfileTest, PastNotAfterRefusedWhenTheCertificateIsMade) {
   ASSERT_OK_AND_ASSIGN(DeviceProfile p,
                        ParseProfile(R"({"subject": {"CN": "x"}, "validity": {"not_after": )"
                                     R"("20200101000000Z"}, "key_mode": "device"})"));
-  EXPECT_THAT(DeviceCertProfile(p, "J", "U", NowUnix()),
+  EXPECT_THAT(DeviceCertProfile(p, "J", "U", SystemClock().Now()),
               StatusIs(kInvalid, "profile: validity.not_after is in the past"));
 }
 

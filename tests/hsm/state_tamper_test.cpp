@@ -104,7 +104,8 @@ class StateTamperTest : public testing::World {
     ASSERT_OK(oem);
     oem_.emplace(*std::move(oem));
     sponsor_ = &Make("SN-1");
-    auto g = CreateGroup(*sponsor_, "tampered", oem_->root(), t0_);
+    clock_.Set(t0_);
+    auto g = CreateGroup(*sponsor_, "tampered", oem_->root());
     ASSERT_OK(g);
     group_ = g->group_id;
   }
@@ -133,12 +134,15 @@ class StateTamperTest : public testing::World {
 
   absl::StatusOr<Admission> Candidate(const std::string& serial, const Bytes& ann) {
     Hsm& c = hsms_.count(serial) ? *hsms_[serial] : Make(serial);
-    ASSIGN_OR_RETURN(Bytes req, RequestEnrollment(c, ann, t0_ + 1));
-    return Admit(*sponsor_, req, t0_ + 2);
+    clock_.Set(t0_ + 1);
+    ASSIGN_OR_RETURN(Bytes req, RequestEnrollment(c, ann));
+    clock_.Set(t0_ + 2);
+    return Admit(*sponsor_, req);
   }
 
   Bytes Ann() {
-    auto ann = Announce(*sponsor_, group_, kDefaultAnnouncementValidity, t0_);
+    clock_.Set(t0_);
+    auto ann = Announce(*sponsor_, group_, kDefaultAnnouncementValidity);
     EXPECT_OK(ann);
     return ann.ok() ? *ann : Bytes{};
   }
@@ -251,14 +255,16 @@ TEST_F(StateTamperTest, TrustAnchorSwappedForAnotherOemIsRefusedByImportJob) {
   auto other = oem::Oem::Init(dir_.File("other-oem"), "Made-up Devices");
   ASSERT_OK(other);
   ASSERT_OK_AND_ASSIGN(Bytes forged, Package(*other, "J-FORGED"));
-  EXPECT_THAT(ImportJob(*sponsor_, forged, t0_),
+  clock_.Set(t0_);
+  EXPECT_THAT(ImportJob(*sponsor_, forged),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("package is not signed by the OEM root group")));
   EditGroupRecord([&](v1::GroupMembership& m) {
     m.mutable_group()->set_oem_root(testing::DerString(other->root()));
   });
   Snapshot before = Take(*sponsor_);
-  EXPECT_THAT(ImportJob(*sponsor_, forged, t0_),
+  clock_.Set(t0_);
+  EXPECT_THAT(ImportJob(*sponsor_, forged),
               StatusIs(absl::StatusCode::kDataLoss, GroupRowRefused()));
   EXPECT_THAT(TrustOem(*sponsor_, group_, other->root()),
               StatusIs(absl::StatusCode::kDataLoss, GroupRowRefused()));
@@ -274,7 +280,8 @@ TEST_F(StateTamperTest, UntouchedStateStillAdmitsAndImports) {
   ASSERT_OK_AND_ASSIGN(Admission adm, Candidate("SN-2", ann));
   EXPECT_EQ(adm.member_id, "1.1");
   ASSERT_OK_AND_ASSIGN(Bytes pkg, Package(*oem_, "J-1"));
-  EXPECT_OK(ImportJob(*sponsor_, pkg, t0_));
+  clock_.Set(t0_);
+  EXPECT_OK(ImportJob(*sponsor_, pkg));
 }
 
 // Rows written by the HSM itself (through the store, so their tags are genuine) that carry a field
@@ -303,7 +310,8 @@ TEST_F(StateTamperTest, RowsWithAnUnknownFieldAreRefusedAsDamaged) {
   const std::string refused =
       "the HSM state holds a damaged group record: clade.v1.GroupMembership has unknown field 21 "
       "in group";
-  EXPECT_THAT(Announce(*sponsor_, group_, kDefaultAnnouncementValidity, t0_),
+  clock_.Set(t0_);
+  EXPECT_THAT(Announce(*sponsor_, group_, kDefaultAnnouncementValidity),
               StatusIs(kDataLoss, Eq(refused)));
   EXPECT_THAT(ExportGroup(*sponsor_, group_), StatusIs(kDataLoss, Eq(refused)));
   EXPECT_EQ(Take(*sponsor_), before);
@@ -316,7 +324,8 @@ TEST_F(StateTamperTest, RowsWithAnUnknownFieldAreRefusedAsDamaged) {
   rewrite("audit-head", "head", v1::AuditHead(),
           [](v1::AuditHead& head) { testing::AddUnknownField(&head, 9); });
   before = Take(*sponsor_);
-  EXPECT_THAT(Announce(*sponsor_, group_, kDefaultAnnouncementValidity, t0_),
+  clock_.Set(t0_);
+  EXPECT_THAT(Announce(*sponsor_, group_, kDefaultAnnouncementValidity),
               StatusIs(kDataLoss, Eq("the HSM state holds a damaged audit head: clade.v1.AuditHead "
                                      "has unknown field 9")));
   EXPECT_EQ(Take(*sponsor_), before);

@@ -1,7 +1,9 @@
 // A small world for group and enrollment tests: a genuine supplier, a counterfeit one, HSMs made
 // by either, each in its own state directory under one TempDir, and helpers to enroll, to forge
 // messages (decode a message file, change its payload, re-sign it as some HSM) and to take a
-// snapshot of an HSM's whole state so a test can show that a refusal changed nothing.
+// snapshot of an HSM's whole state so a test can show that a refusal changed nothing. Every HSM of
+// the world is opened with the world's one FixedClock (`clock_`, set to the real time at SetUp):
+// a test that acts "at T" sets it to T before the call.
 #pragma once
 
 #include <sqlite3.h>
@@ -182,7 +184,8 @@ inline std::ostream& operator<<(std::ostream& os, const Snapshot& s) {
 class World : public ::testing::Test {
  protected:
   void SetUp() override {
-    t0_ = NowUnix();
+    clock_.Set(SystemClock().Now());
+    t0_ = clock_.Now();
     auto s = supplier::Supplier::Init(dir_.File("supplier"), "Acme HSM Works");
     ASSERT_OK(s);
     supplier_.emplace(*std::move(s));
@@ -199,7 +202,7 @@ class World : public ::testing::Test {
   // Manufactures an HSM (by the genuine supplier unless `counterfeit`) and keeps it.
   Hsm& Make(const std::string& serial, bool counterfeit = false) {
     auto h = Hsm::Init(StateDir(serial), store::KekConfig{}, serial,
-                       By(counterfeit ? *other_ : *supplier_));
+                       By(counterfeit ? *other_ : *supplier_), clock_);
     EXPECT_TRUE(h.ok()) << h.status();
     if (!h.ok()) std::abort();
     hsms_[serial] = *std::move(h);
@@ -208,7 +211,7 @@ class World : public ::testing::Test {
   // Closes an HSM's state and opens it again.
   Hsm& Reopen(const std::string& serial) {
     hsms_[serial].reset();
-    auto h = Hsm::Open(StateDir(serial));
+    auto h = Hsm::Open(StateDir(serial), clock_);
     EXPECT_TRUE(h.ok()) << h.status();
     if (!h.ok()) std::abort();
     hsms_[serial] = *std::move(h);
@@ -217,17 +220,22 @@ class World : public ::testing::Test {
 
   // Founds a group on `h`; returns its id.
   std::string Found(Hsm& h, const std::string& name) {
-    auto g = CreateGroup(h, name, std::nullopt, t0_);
+    clock_.Set(t0_);
+    auto g = CreateGroup(h, name, std::nullopt);
     EXPECT_TRUE(g.ok()) << g.status();
     return g.ok() ? g->group_id : std::string();
   }
 
   // Announce → RequestEnrollment → Admit → Join at time t0_ (+ a few seconds per step).
   absl::StatusOr<std::string> TryEnroll(Hsm& sponsor, Hsm& candidate, const std::string& group_id) {
-    ASSIGN_OR_RETURN(Bytes ann, Announce(sponsor, group_id, kDefaultAnnouncementValidity, t0_));
-    ASSIGN_OR_RETURN(Bytes req, RequestEnrollment(candidate, ann, t0_ + 1));
-    ASSIGN_OR_RETURN(Admission adm, Admit(sponsor, req, t0_ + 2));
-    ASSIGN_OR_RETURN(Joined joined, Join(candidate, adm.response, t0_ + 3));
+    clock_.Set(t0_);
+    ASSIGN_OR_RETURN(Bytes ann, Announce(sponsor, group_id, kDefaultAnnouncementValidity));
+    clock_.Set(t0_ + 1);
+    ASSIGN_OR_RETURN(Bytes req, RequestEnrollment(candidate, ann));
+    clock_.Set(t0_ + 2);
+    ASSIGN_OR_RETURN(Admission adm, Admit(sponsor, req));
+    clock_.Set(t0_ + 3);
+    ASSIGN_OR_RETURN(Joined joined, Join(candidate, adm.response));
     if (joined.member_id != adm.member_id) {
       return absl::InternalError("test: joined as " + joined.member_id + ", admitted as " +
                                  adm.member_id);
@@ -253,6 +261,7 @@ class World : public ::testing::Test {
   }
 
   int64_t t0_ = 0;
+  FixedClock clock_{0};  // declared before hsms_: every Hsm keeps a reference to it
   clade::testing::TempDir dir_;
   std::optional<supplier::Supplier> supplier_;
   std::optional<supplier::Supplier> other_;

@@ -571,7 +571,7 @@ class CoreTest : public LineWorld {
   FakeMembers members_;
   FakeChips chips_{20};
   FakeProgrammer programmer_{chips_};
-  FakeClock clock_{NowUnix()};
+  FakeClock clock_{SystemClock().Now()};
   std::unique_ptr<line::DeviceDb> db_;
   std::unique_ptr<line::LineRecord> record_;
   Said said_;

@@ -288,7 +288,7 @@ TEST_F(LineTest, VerifyCatchesEveryFailure) {
     ASSERT_OK(issuing_key);
     crypto::CertProfile p;
     p.subject = {{"CN", "Sensor CHIP-000004"}, {"O", "Acme"}};
-    p.not_after = NowUnix() + 86400;
+    p.not_after = SystemClock().Now() + 86400;
     p.key_usage = {"digitalSignature"};
     auto forged = crypto::IssueCertificate(p, *pub, &other_oem_->issuing(), *issuing_key);
     ASSERT_OK(forged);

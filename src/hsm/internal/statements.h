@@ -32,4 +32,14 @@ absl::Status CheckCandidate(const std::optional<VerifiedStatement>& statement,
 absl::Status AdoptAtJoin(store::Transaction& tx, const v1::GroupPublic& group,
                          const std::string& bytes, const crypto::Certificate& root, int64_t now);
 
+// HeldStatement, CheckSelfNotRevoked and CheckClientNotRevoked at a given instant, for an
+// operation that read the HSM's clock once and makes all its checks at that time.
+absl::StatusOr<std::optional<VerifiedStatement>> HeldStatementAt(Hsm& hsm,
+                                                                 const std::string& group_id,
+                                                                 int64_t now);
+absl::Status CheckSelfNotRevokedAt(Hsm& hsm, const std::string& group_id, const std::string& what,
+                                   int64_t now);
+absl::Status CheckClientNotRevokedAt(Hsm& hsm, const std::string& group_id,
+                                     const crypto::Certificate& leaf, int64_t now);
+
 }  // namespace clade::hsm::internal
