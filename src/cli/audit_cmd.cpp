@@ -47,35 +47,33 @@ void AddExport(CLI::App& audit, Dispatch& dispatch) {
   cmd->add_option("--group", a->group,
                   "Export only what this group may see: full id, unique id prefix, or name");
   cmd->add_option("--out", a->out, "Audit export file to write")->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      Bytes bytes;
-      if (a->group.empty()) {
-        ASSIGN_OR_RETURN(bytes, hsm::ExportAudit(*h));
-      } else {
-        ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
-        ASSIGN_OR_RETURN(bytes, hsm::ExportGroupAudit(*h, gid));
-      }
-      RETURN_IF_ERROR(WriteFileAtomic(a->out, bytes));
-      // Read back what was exported, for the operator.
-      auto opened = wire::OpenMessageAs<clade::v1::AuditExport>(bytes, hsm::kMaxAuditExport);
-      if (!opened.ok()) {
-        return absl::InternalError("the audit export just made does not open: " +
-                                   std::string(opened.status().message()));
-      }
-      const clade::v1::AuditExport& ex = opened->message;
-      std::cout << "audit export: " << a->out << "\n"
-                << "HSM: " << ex.hsm_serial() << "\n"
-                << "entries: " << ex.entries_size() << "\n";
-      if (!ex.group_id().empty()) {
-        std::cout << "filtered to group: " << ex.group_id() << "\n"
-                  << "entries of other groups (digests only): " << ex.elided_size() << "\n";
-      }
-      std::cout << "checkpoints: " << ex.checkpoints_size() << "\n"
-                << "groups: " << ex.member_certs_size() << "\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    Bytes bytes;
+    if (a->group.empty()) {
+      ASSIGN_OR_RETURN(bytes, hsm::ExportAudit(*h));
+    } else {
+      ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
+      ASSIGN_OR_RETURN(bytes, hsm::ExportGroupAudit(*h, gid));
+    }
+    RETURN_IF_ERROR(WriteFileAtomic(a->out, bytes));
+    // Read back what was exported, for the operator.
+    auto opened = wire::OpenMessageAs<clade::v1::AuditExport>(bytes, hsm::kMaxAuditExport);
+    if (!opened.ok()) {
+      return absl::InternalError("the audit export just made does not open: " +
+                                 std::string(opened.status().message()));
+    }
+    const clade::v1::AuditExport& ex = opened->message;
+    std::cout << "audit export: " << a->out << "\n"
+              << "HSM: " << ex.hsm_serial() << "\n"
+              << "entries: " << ex.entries_size() << "\n";
+    if (!ex.group_id().empty()) {
+      std::cout << "filtered to group: " << ex.group_id() << "\n"
+                << "entries of other groups (digests only): " << ex.elided_size() << "\n";
+    }
+    std::cout << "checkpoints: " << ex.checkpoints_size() << "\n"
+              << "groups: " << ex.member_certs_size() << "\n";
+    return absl::OkStatus();
   });
 }
 

@@ -99,7 +99,7 @@ void AddVerify(CLI::App& device, Dispatch& dispatch) {
       ->needs(job);
   OnRun(*cmd, dispatch, [a]() -> absl::Status {
     ASSIGN_OR_RETURN(crypto::Certificate root, crypto::ReadCertificateFile(a->oem_root));
-    line::ChipVerifyOptions options;
+    line::ChipVerifyOptions options(SystemClock().Now());
     options.oem_root = &root;
     std::string package_path = a->job_package;
     if (!a->job.empty()) {

@@ -191,54 +191,56 @@ void AddAnnounce(CLI::App& group, Dispatch& dispatch) {
   cmd->add_option("--valid-for", a->valid_for,
                   "How long the announcement admits a candidate: 30s, 15m, 12h, 7d (1 s to 30 d)")
       ->capture_default_str();
-  cmd->callback([&dispatch, a] {
-    if (a->state.empty() && a->hsm.empty()) {
-      throw CLI::ValidationError("announce", "give --state (offline) or --hsm and --client");
-    }
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(int64_t valid_for, ParseDuration(a->valid_for));
-      Bytes msg;
-      if (!a->state.empty()) {
-        ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-        ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
-        ASSIGN_OR_RETURN(msg,
-                         hsm::Announce(*h, gid, hsm::AnnounceOptions{valid_for, a->for_serial}));
-      } else {
-        ASSIGN_OR_RETURN(auto creds, ReadClientDirectory(a->client));
-        ASSIGN_OR_RETURN(auto client, rpc::HsmClient::Connect(a->hsm, creds));
-        v1::AnnounceRequest req;
-        req.set_group(a->group);
-        req.set_valid_for(valid_for);
-        req.set_for_serial(a->for_serial);
-        ASSIGN_OR_RETURN(auto r, client->Announce(req));
-        msg.assign(r.announcement().begin(), r.announcement().end());
-      }
-      RETURN_IF_ERROR(WriteFileAtomic(a->out, msg));
-      // Read back what was announced, for the operator.
-      auto opened = wire::OpenMessageAs<clade::v1::GroupAnnouncement>(msg);
-      if (!opened.ok()) {
-        return absl::InternalError("the announcement just made does not open: " +
-                                   std::string(opened.status().message()));
-      }
-      const clade::v1::GroupAnnouncement& ann = opened->message;
-      std::cout << "announcement: " << a->out << "\n"
-                << "group id: " << ann.group_id() << "\n"
-                << "group name: " << ann.group_name() << "\n"
-                << "sponsor member id: " << ann.sponsor_member_id() << "\n"
-                << "admits: " << (ann.for_serial().empty() ? "any genuine HSM" : ann.for_serial())
-                << "\n"
-                << "expires: " << FormatTime(ann.expires_at()) << "\n"
-                << "next: on the candidate HSM, `clade group request --state B --announcement "
-                << a->out << " --out req.msg`";
-      if (!ann.for_serial().empty()) {
-        std::cout << " or, online, `clade group enroll --state B --sponsor HOST:PORT "
-                     "--announcement "
-                  << a->out << "`";
-      }
-      std::cout << "\n";
-      return absl::OkStatus();
-    };
-  });
+  OnRun(
+      *cmd, dispatch,
+      [a] {
+        if (a->state.empty() && a->hsm.empty()) {
+          throw CLI::ValidationError("announce", "give --state (offline) or --hsm and --client");
+        }
+      },
+      [a]() -> absl::Status {
+        ASSIGN_OR_RETURN(int64_t valid_for, ParseDuration(a->valid_for));
+        Bytes msg;
+        if (!a->state.empty()) {
+          ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+          ASSIGN_OR_RETURN(std::string gid, hsm::ResolveGroup(*h, a->group));
+          ASSIGN_OR_RETURN(msg,
+                           hsm::Announce(*h, gid, hsm::AnnounceOptions{valid_for, a->for_serial}));
+        } else {
+          ASSIGN_OR_RETURN(auto creds, ReadClientDirectory(a->client));
+          ASSIGN_OR_RETURN(auto client, rpc::HsmClient::Connect(a->hsm, creds));
+          v1::AnnounceRequest req;
+          req.set_group(a->group);
+          req.set_valid_for(valid_for);
+          req.set_for_serial(a->for_serial);
+          ASSIGN_OR_RETURN(auto r, client->Announce(req));
+          msg.assign(r.announcement().begin(), r.announcement().end());
+        }
+        RETURN_IF_ERROR(WriteFileAtomic(a->out, msg));
+        // Read back what was announced, for the operator.
+        auto opened = wire::OpenMessageAs<clade::v1::GroupAnnouncement>(msg);
+        if (!opened.ok()) {
+          return absl::InternalError("the announcement just made does not open: " +
+                                     std::string(opened.status().message()));
+        }
+        const clade::v1::GroupAnnouncement& ann = opened->message;
+        std::cout << "announcement: " << a->out << "\n"
+                  << "group id: " << ann.group_id() << "\n"
+                  << "group name: " << ann.group_name() << "\n"
+                  << "sponsor member id: " << ann.sponsor_member_id() << "\n"
+                  << "admits: " << (ann.for_serial().empty() ? "any genuine HSM" : ann.for_serial())
+                  << "\n"
+                  << "expires: " << FormatTime(ann.expires_at()) << "\n"
+                  << "next: on the candidate HSM, `clade group request --state B --announcement "
+                  << a->out << " --out req.msg`";
+        if (!ann.for_serial().empty()) {
+          std::cout << " or, online, `clade group enroll --state B --sponsor HOST:PORT "
+                       "--announcement "
+                    << a->out << "`";
+        }
+        std::cout << "\n";
+        return absl::OkStatus();
+      });
 }
 
 void AddRequest(CLI::App& group, Dispatch& dispatch) {
@@ -258,25 +260,23 @@ void AddRequest(CLI::App& group, Dispatch& dispatch) {
   cmd->add_option("--announcement", a->announcement, "Announcement file from the sponsor")
       ->required();
   cmd->add_option("--out", a->out, "Request file to write")->required();
-  cmd->callback([&dispatch, a] {
-    dispatch.action = [a]() -> absl::Status {
-      ASSIGN_OR_RETURN(Bytes ann_bytes, ReadMessageFile(a->announcement));
-      ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
-      ASSIGN_OR_RETURN(Bytes req, hsm::RequestEnrollment(*h, ann_bytes));
-      RETURN_IF_ERROR(WriteFileAtomic(a->out, req));
-      std::cout << "request: " << a->out << "\n";
-      // The announcement verified inside RequestEnrollment; show what was asked for.
-      auto opened = wire::OpenMessageAs<clade::v1::GroupAnnouncement>(ann_bytes);
-      if (opened.ok()) {
-        const clade::v1::GroupAnnouncement& ann = opened->message;
-        std::cout << "group id: " << ann.group_id() << "\n"
-                  << "group name: " << ann.group_name() << "\n"
-                  << "sponsor member id: " << ann.sponsor_member_id() << "\n";
-      }
-      std::cout << "next: on the sponsor, `clade group admit --state A --request " << a->out
-                << " --out resp.msg`\n";
-      return absl::OkStatus();
-    };
+  OnRun(*cmd, dispatch, [a]() -> absl::Status {
+    ASSIGN_OR_RETURN(Bytes ann_bytes, ReadMessageFile(a->announcement));
+    ASSIGN_OR_RETURN(auto h, hsm::Hsm::Open(a->state));
+    ASSIGN_OR_RETURN(Bytes req, hsm::RequestEnrollment(*h, ann_bytes));
+    RETURN_IF_ERROR(WriteFileAtomic(a->out, req));
+    std::cout << "request: " << a->out << "\n";
+    // The announcement verified inside RequestEnrollment; show what was asked for.
+    auto opened = wire::OpenMessageAs<clade::v1::GroupAnnouncement>(ann_bytes);
+    if (opened.ok()) {
+      const clade::v1::GroupAnnouncement& ann = opened->message;
+      std::cout << "group id: " << ann.group_id() << "\n"
+                << "group name: " << ann.group_name() << "\n"
+                << "sponsor member id: " << ann.sponsor_member_id() << "\n";
+    }
+    std::cout << "next: on the sponsor, `clade group admit --state A --request " << a->out
+              << " --out resp.msg`\n";
+    return absl::OkStatus();
   });
 }
 

@@ -47,9 +47,7 @@ absl::StatusOr<OfflineCa> CreateOfflineCa(const std::string& dir, const OfflineC
 absl::StatusOr<OfflineCa> LoadOfflineCa(const std::string& dir, const Clock& clock) {
   ASSIGN_OR_RETURN(auto root, ReadCertificateFile(dir + "/root.crt"));
   ASSIGN_OR_RETURN(auto issuing, ReadCertificateFile(dir + "/issuing.crt"));
-  VerifyOptions options;
-  options.at_time = clock.Now();
-  auto path = VerifyChain(issuing, {}, root, options);
+  auto path = VerifyChain(issuing, {}, root, VerifyOptions(clock.Now()));
   if (!path.ok()) return Annotate(path.status(), dir + "/issuing.crt");
   return OfflineCa{std::move(root), std::move(issuing)};
 }

@@ -105,7 +105,10 @@ absl::StatusOr<Certificate> IssueCertificate(const CertProfile& profile,
                                              const Clock& clock = SystemClock());
 
 struct VerifyOptions {
-  int64_t at_time = 0;  // unix seconds; 0 = now
+  // The time of validity checks, from the caller's Clock: there is no "now" default, so that no
+  // verification reads the system clock behind the caller's back.
+  explicit VerifyOptions(int64_t at) : at_time(at) {}
+  int64_t at_time;  // unix seconds
   // keyUsage bits the leaf must allow, names as in CertProfile::key_usage.
   std::vector<std::string> leaf_key_usage;
 };
@@ -121,7 +124,7 @@ struct VerifyOptions {
 absl::StatusOr<std::vector<Certificate>> VerifyChain(const Certificate& leaf,
                                                      const std::vector<Certificate>& intermediates,
                                                      const Certificate& anchor,
-                                                     const VerifyOptions& options = {});
+                                                     const VerifyOptions& options);
 
 // A PKCS#10 request: the subject key it carries, after its self-signature was checked.
 absl::StatusOr<PublicKey> VerifiedCsrKey(std::string_view pem_or_der);

@@ -111,7 +111,7 @@ absl::StatusOr<std::vector<Certificate>> VerifyChain(const Certificate& leaf,
   X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());
   X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT);
   X509_VERIFY_PARAM_set_depth(param, static_cast<int>(kMaxChainLength));
-  if (options.at_time != 0) X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(options.at_time));
+  X509_VERIFY_PARAM_set_time(param, static_cast<time_t>(options.at_time));
 
   int rc = X509_verify_cert(ctx.get());
   if (rc != 1) {

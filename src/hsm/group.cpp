@@ -33,11 +33,11 @@ GroupSummary Summarize(const v1::GroupMembership& m) {
   return s;
 }
 
-absl::Status CheckOemRoot(const crypto::Certificate& oem_root) {
+absl::Status CheckOemRoot(const crypto::Certificate& oem_root, int64_t now) {
   if (!oem_root.IsCa()) {
     return absl::InvalidArgumentError("OEM root '" + oem_root.Subject() + "' is not a CA");
   }
-  auto self = crypto::VerifyChain(oem_root, {}, oem_root);
+  auto self = crypto::VerifyChain(oem_root, {}, oem_root, crypto::VerifyOptions(now));
   if (!self.ok()) {
     return Annotate(self.status(), "OEM root '" + oem_root.Subject() + "' is not a valid root");
   }
@@ -73,7 +73,7 @@ absl::StatusOr<GroupSummary> CreateGroup(Hsm& hsm, const std::string& name,
                                          const std::optional<crypto::Certificate>& oem_root) {
   const int64_t now = hsm.clock().Now();
   RETURN_IF_ERROR(internal::CheckGroupName(name));
-  if (oem_root) RETURN_IF_ERROR(CheckOemRoot(*oem_root));
+  if (oem_root) RETURN_IF_ERROR(CheckOemRoot(*oem_root, now));
   ASSIGN_OR_RETURN(auto identity_key, hsm.IdentityKey());
   ASSIGN_OR_RETURN(auto ca_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
   ASSIGN_OR_RETURN(auto enc_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
@@ -256,7 +256,7 @@ absl::Status AddToPolicy(Hsm& hsm, const std::string& group_id, PolicyList list,
 }
 
 absl::Status TrustOem(Hsm& hsm, const std::string& group_id, const crypto::Certificate& oem_root) {
-  RETURN_IF_ERROR(CheckOemRoot(oem_root));
+  RETURN_IF_ERROR(CheckOemRoot(oem_root, hsm.clock().Now()));
   return UpdateMembership(hsm, group_id, audit_op::kTrustOem, oem_root.Fingerprint(),
                           [&](v1::GroupMembership& m) -> absl::Status {
                             m.mutable_group()->set_oem_root(ToBytes(oem_root));

@@ -163,8 +163,7 @@ absl::StatusOr<VerifiedGroupCa> VerifyGroupCaChain(const std::vector<crypto::Cer
   if (!founder.ok()) return refuse(founder.status());
   absl::Status kind = RequireKind(chain[0], CertKind::kGroupCa);
   if (!kind.ok()) return refuse(kind);
-  crypto::VerifyOptions opts;
-  opts.at_time = now;
+  crypto::VerifyOptions opts(now);
   auto path = crypto::VerifyChain(chain[0], {chain[1], chain[2]}, root, opts);
   if (!path.ok()) return refuse(path.status());
   if (path->size() != 4 || !((*path)[1] == chain[1])) {
@@ -177,8 +176,7 @@ absl::Status VerifyIssuedByGroup(const crypto::Certificate& cert, CertKind kind,
                                  const VerifiedGroupCa& group, const crypto::Certificate& root,
                                  int64_t now) {
   RETURN_IF_ERROR(RequireKind(cert, kind));
-  crypto::VerifyOptions opts;
-  opts.at_time = now;
+  crypto::VerifyOptions opts(now);
   ASSIGN_OR_RETURN(
       auto path,
       crypto::VerifyChain(cert, {group.group_ca, group.founder, group.issuing}, root, opts));

@@ -30,8 +30,9 @@ absl::StatusOr<crypto::Certificate> GetCert(store::Transaction& tx, const std::s
 
 // The supplier's answer must certify exactly what we asked for.
 absl::StatusOr<GenuineHsm> CheckAnswer(const IdentityRequest& req,
-                                       const IdentityCertificates& certs) {
-  ASSIGN_OR_RETURN(GenuineHsm genuine, VerifyGenuineHsm(certs.identity, certs.issuing, certs.root));
+                                       const IdentityCertificates& certs, int64_t now) {
+  ASSIGN_OR_RETURN(GenuineHsm genuine,
+                   VerifyGenuineHsm(certs.identity, certs.issuing, certs.root, now));
   if (!certs.identity.SubjectKey().Equals(req.identity_key)) {
     return absl::PermissionDeniedError(
         "the supplier's identity certificate does not certify this HSM's identity key");
@@ -44,7 +45,7 @@ absl::StatusOr<GenuineHsm> CheckAnswer(const IdentityRequest& req,
     return absl::PermissionDeniedError("the supplier certified serial " + genuine.serial +
                                        ", not " + req.serial);
   }
-  RETURN_IF_ERROR(VerifyHsmWrapCert(certs.wrap, genuine, certs.root));
+  RETURN_IF_ERROR(VerifyHsmWrapCert(certs.wrap, genuine, certs.root, now));
   return genuine;
 }
 
@@ -64,9 +65,9 @@ absl::StatusOr<std::unique_ptr<Hsm>> Hsm::Init(const std::string& state_dir,
   ASSIGN_OR_RETURN(crypto::PrivateKey wrap_key, crypto::PrivateKey::Generate(crypto::Curve::kP256));
   IdentityRequest req{serial, identity_key.Public(), wrap_key.Public()};
   ASSIGN_OR_RETURN(IdentityCertificates certs, certify(req));
-  ASSIGN_OR_RETURN(GenuineHsm genuine, CheckAnswer(req, certs));
-
   const int64_t now = clock.Now();
+  ASSIGN_OR_RETURN(GenuineHsm genuine, CheckAnswer(req, certs, now));
+
   ASSIGN_OR_RETURN(
       auto state,
       store::StateStore::Create(state_dir, kek, [&](store::Transaction& tx) -> absl::Status {
@@ -96,7 +97,7 @@ absl::StatusOr<std::unique_ptr<Hsm>> Hsm::Open(const std::string& state_dir, con
     if (created) created_at = std::stoll(*created);
     return absl::OkStatus();
   }));
-  auto genuine = VerifyGenuineHsm(*identity, *issuing, *root);
+  auto genuine = VerifyGenuineHsm(*identity, *issuing, *root, clock.Now());
   if (!genuine.ok()) {
     return Annotate(genuine.status(), "the HSM state in " + state_dir + " is not a genuine HSM");
   }

@@ -50,8 +50,7 @@ absl::StatusOr<VerifiedJobPackage> VerifyOpenedJob(const OpenedJob& job,
     return absl::PermissionDeniedError(
         "device CA chain must be the device-issuing CA and the OEM root the group trusts");
   }
-  crypto::VerifyOptions opts;
-  opts.at_time = now;
+  crypto::VerifyOptions opts(now);
   auto path = crypto::VerifyChain(chain[0], {}, oem_root, opts);
   if (!path.ok()) {
     return absl::PermissionDeniedError("device-issuing CA is not issued by the OEM root: " +

@@ -113,8 +113,7 @@ absl::StatusOr<GenuineHsm> VerifyGenuineHsm(const crypto::Certificate& identity,
   RETURN_IF_ERROR(RequireKind(supplier_root, CertKind::kSupplierRoot));
   RETURN_IF_ERROR(RequireKind(issuing, CertKind::kSupplierIssuing));
   RETURN_IF_ERROR(RequireKind(identity, CertKind::kHsmIdentity));
-  crypto::VerifyOptions opts;
-  opts.at_time = at_time;
+  crypto::VerifyOptions opts(at_time);
   auto path = crypto::VerifyChain(identity, {issuing}, supplier_root, opts);
   if (!path.ok()) {
     return absl::PermissionDeniedError(
@@ -133,8 +132,7 @@ absl::StatusOr<GenuineHsm> VerifyGenuineHsm(const crypto::Certificate& identity,
 absl::Status VerifyHsmWrapCert(const crypto::Certificate& wrap, const GenuineHsm& hsm,
                                const crypto::Certificate& supplier_root, int64_t at_time) {
   RETURN_IF_ERROR(RequireKind(wrap, CertKind::kHsmWrap));
-  crypto::VerifyOptions opts;
-  opts.at_time = at_time;
+  crypto::VerifyOptions opts(at_time);
   opts.leaf_key_usage = {"keyAgreement"};
   auto path = crypto::VerifyChain(wrap, {hsm.issuing}, supplier_root, opts);
   if (!path.ok()) {

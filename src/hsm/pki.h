@@ -51,15 +51,15 @@ struct GenuineHsm {
 
 // Checks root → issuing → identity: the chain verifies to `supplier_root` (the only anchor), the
 // root is of kind supplier root, `issuing` of kind supplier issuing CA, the identity of kind HSM
-// identity with a serial. `at_time` 0 = now. Refusals name the failed check, e.g.
-// "HSM identity 'CN=…' is not issued by the supplier root: …".
+// identity with a serial, valid at `at_time` (unix seconds, from the caller's clock). Refusals name
+// the failed check, e.g. "HSM identity 'CN=…' is not issued by the supplier root: …".
 absl::StatusOr<GenuineHsm> VerifyGenuineHsm(const crypto::Certificate& identity,
                                             const crypto::Certificate& issuing,
                                             const crypto::Certificate& supplier_root,
-                                            int64_t at_time = 0);
+                                            int64_t at_time);
 // Checks a wrap certificate: genuine chain as above, kind HSM wrap, keyAgreement allowed, and the
 // same HSM serial as `hsm`.
 absl::Status VerifyHsmWrapCert(const crypto::Certificate& wrap, const GenuineHsm& hsm,
-                               const crypto::Certificate& supplier_root, int64_t at_time = 0);
+                               const crypto::Certificate& supplier_root, int64_t at_time);
 
 }  // namespace clade::hsm

@@ -83,8 +83,7 @@ absl::Status CheckAnswer(const hsm::VerifiedJobPackage& job, const hsm::Verified
     return Refuse("the device certificate does not parse: " + std::string(cert.status().message()));
   }
   const crypto::Certificate& ca = job.device_ca_chain[0];
-  crypto::VerifyOptions opts;
-  opts.at_time = now;
+  crypto::VerifyOptions opts(now);
   auto path = crypto::VerifyChain(*cert, {ca}, job.device_ca_chain[1], opts);
   if (!path.ok() || path->size() != 3 || !((*path)[1] == ca)) {
     return Refuse("the device certificate " + Quoted(*cert) +

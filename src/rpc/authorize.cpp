@@ -107,7 +107,7 @@ absl::StatusOr<Caller> Daemon::Impl::Identify(grpc::ServerContext* ctx,
   for (const auto& issuing : chain) {
     auto k = hsm::KindOf(issuing);
     if (!k.ok() || *k != hsm::CertKind::kSupplierIssuing) continue;
-    auto genuine = hsm::VerifyGenuineHsm(leaf, issuing, hsm->supplier_root());
+    auto genuine = hsm::VerifyGenuineHsm(leaf, issuing, hsm->supplier_root(), hsm->clock().Now());
     if (!genuine.ok()) {
       last = genuine.status();
       continue;

@@ -2,6 +2,7 @@
 // accept, with the same content as the object path.
 #include "crypto/cert_template.h"
 
+#include "base/clock.h"
 #include "support/testing.h"
 
 namespace clade::crypto {
@@ -54,7 +55,7 @@ TEST(CertTemplate, IssuesWhatOpensslParsesAndVerifies) {
     EXPECT_FALSE(c.IsCa());
     EXPECT_TRUE(c.HasExtendedKeyUsage("clientAuth"));
     EXPECT_TRUE(c.Extension("1.3.6.1.4.1.32473.1.1").has_value());
-    VerifyOptions opts;
+    VerifyOptions opts(SystemClock().Now());
     opts.leaf_key_usage = {"digitalSignature"};
     EXPECT_OK(VerifyChain(c, {}, ca.cert, opts));
   }

@@ -77,7 +77,8 @@ std::vector<uint8_t> FlipLastByte(std::vector<uint8_t> der) {
 
 TEST(X509ChainTest, IssuesAndVerifiesRootIntermediateLeaf) {
   Pki pki;
-  ASSERT_OK_AND_ASSIGN(auto path, VerifyChain(pki.leaf, {pki.inter}, pki.root));
+  ASSERT_OK_AND_ASSIGN(
+      auto path, VerifyChain(pki.leaf, {pki.inter}, pki.root, VerifyOptions(SystemClock().Now())));
   ASSERT_EQ(path.size(), 3u);
   EXPECT_EQ(path[0], pki.leaf);
   EXPECT_EQ(path[1], pki.inter);
@@ -94,14 +95,16 @@ TEST(X509ChainTest, SignatureAlgorithmFollowsIssuerCurve) {
 
 TEST(X509ChainTest, VerifiesSelfSignedRootAgainstItself) {
   Pki pki;
-  ASSERT_OK_AND_ASSIGN(auto path, VerifyChain(pki.root, {}, pki.root));
+  ASSERT_OK_AND_ASSIGN(auto path,
+                       VerifyChain(pki.root, {}, pki.root, VerifyOptions(SystemClock().Now())));
   ASSERT_EQ(path.size(), 1u);
   EXPECT_EQ(path[0], pki.root);
 }
 
 TEST(X509ChainTest, IgnoresUnneededIntermediates) {
   Pki pki;
-  ASSERT_OK_AND_ASSIGN(auto path, VerifyChain(pki.inter, {pki.leaf}, pki.root));
+  ASSERT_OK_AND_ASSIGN(
+      auto path, VerifyChain(pki.inter, {pki.leaf}, pki.root, VerifyOptions(SystemClock().Now())));
   EXPECT_EQ(path.size(), 2u);
 }
 
@@ -276,7 +279,8 @@ TEST(CertificateTest, PemAndCopyRoundTrip) {
   Certificate assigned = pki.root;
   assigned = copy;
   EXPECT_EQ(assigned.SerialHex(), pki.leaf.SerialHex());
-  ASSERT_OK_AND_ASSIGN(auto path, VerifyChain(copy, {pki.inter}, pki.root));
+  ASSERT_OK_AND_ASSIGN(
+      auto path, VerifyChain(copy, {pki.inter}, pki.root, VerifyOptions(SystemClock().Now())));
   EXPECT_EQ(path.size(), 3u);
 }
 
@@ -404,15 +408,16 @@ TEST(X509VerifyTest, RefusesLeafFromAnotherRoot) {
   Pki pki;
   Pki other;
   EXPECT_THAT(
-      VerifyChain(other.leaf, {other.inter}, pki.root),
+      VerifyChain(other.leaf, {other.inter}, pki.root, VerifyOptions(SystemClock().Now())),
       StatusIs(absl::StatusCode::kPermissionDenied,
                HasSubstr("(depth 1) is not issued by the trust anchor 'CN=Clade Root,O=Clade'")));
-  EXPECT_THAT(VerifyChain(other.leaf, {}, pki.root),
+  EXPECT_THAT(VerifyChain(other.leaf, {}, pki.root, VerifyOptions(SystemClock().Now())),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("certificate 'serialNumber=0001,CN=HSM 0001,O=Supplier' (depth 0) "
                                  "is not issued by the trust anchor")));
   // The other root passed as an intermediate does not help.
-  EXPECT_THAT(VerifyChain(other.leaf, {other.inter, other.root}, pki.root),
+  EXPECT_THAT(VerifyChain(other.leaf, {other.inter, other.root}, pki.root,
+                          VerifyOptions(SystemClock().Now())),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("is not issued by the trust anchor")));
 }
@@ -424,7 +429,7 @@ TEST(X509VerifyTest, RefusesLeafFromImpostorRootWithTheSameName) {
                        IssueCertificate(RootProfile(), evil_key.Public(), nullptr, evil_key));
   ASSERT_OK_AND_ASSIGN(
       auto leaf, IssueCertificate(LeafProfile(), pki.leaf_key.Public(), &evil_root, evil_key));
-  EXPECT_THAT(VerifyChain(leaf, {}, pki.root),
+  EXPECT_THAT(VerifyChain(leaf, {}, pki.root, VerifyOptions(SystemClock().Now())),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("(depth 0) is not issued by the trust anchor")));
 }
@@ -436,7 +441,7 @@ TEST(X509VerifyTest, RefusesExpiredLeaf) {
   p.not_after = 1767225600;   // 2026-01-01T00:00:00Z
   ASSERT_OK_AND_ASSIGN(auto leaf,
                        IssueCertificate(p, pki.leaf_key.Public(), &pki.inter, pki.inter_key));
-  EXPECT_THAT(VerifyChain(leaf, {pki.inter}, pki.root),
+  EXPECT_THAT(VerifyChain(leaf, {pki.inter}, pki.root, VerifyOptions(SystemClock().Now())),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("certificate 'serialNumber=0001,CN=HSM 0001,O=Supplier' (depth 0) "
                                  "has expired (not after 2026-01-01T00:00:00Z)")));
@@ -450,18 +455,17 @@ TEST(X509VerifyTest, RefusesNotYetValidLeaf) {
   ASSERT_OK_AND_ASSIGN(auto leaf,
                        IssueCertificate(p, pki.leaf_key.Public(), &pki.inter, pki.inter_key));
   EXPECT_THAT(
-      VerifyChain(leaf, {pki.inter}, pki.root),
+      VerifyChain(leaf, {pki.inter}, pki.root, VerifyOptions(SystemClock().Now())),
       StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("(depth 0) is not yet valid")));
   // …but it is valid at a time inside its window.
-  VerifyOptions at;
-  at.at_time = p.not_before + 10;
+  VerifyOptions at(p.not_before + 10);
   EXPECT_OK(VerifyChain(leaf, {pki.inter}, pki.root, at));
 }
 
 TEST(X509VerifyTest, AtTimeAfterExpiryRefusesIntermediate) {
   Pki pki;
-  VerifyOptions at;
-  at.at_time = SystemClock().Now() + 400 * kDay;  // the intermediate lives 365 days, the leaf 30
+  // The intermediate lives 365 days, the leaf 30.
+  VerifyOptions at(SystemClock().Now() + 400 * kDay);
   EXPECT_THAT(
       VerifyChain(pki.leaf, {pki.inter}, pki.root, at),
       StatusIs(absl::StatusCode::kPermissionDenied,
@@ -476,7 +480,7 @@ TEST(X509VerifyTest, RefusesIntermediateWithoutCaFlag) {
                        IssueCertificate(p, pki.inter_key.Public(), &pki.root, pki.root_key));
   ASSERT_OK_AND_ASSIGN(
       auto leaf, IssueCertificate(LeafProfile(), pki.leaf_key.Public(), &fake_ca, pki.inter_key));
-  EXPECT_THAT(VerifyChain(leaf, {fake_ca}, pki.root),
+  EXPECT_THAT(VerifyChain(leaf, {fake_ca}, pki.root, VerifyOptions(SystemClock().Now())),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("(depth 1) is not a CA")));
 }
 
@@ -487,7 +491,7 @@ TEST(X509VerifyTest, RefusesPathLengthViolation) {
                                                      &pki.inter, pki.inter_key));
   ASSERT_OK_AND_ASSIGN(auto leaf,
                        IssueCertificate(LeafProfile(), pki.leaf_key.Public(), &sub_ca, sub_key));
-  EXPECT_THAT(VerifyChain(leaf, {sub_ca, pki.inter}, pki.root),
+  EXPECT_THAT(VerifyChain(leaf, {sub_ca, pki.inter}, pki.root, VerifyOptions(SystemClock().Now())),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("'CN=Clade Intermediate,O=Clade' (depth 2) exceeds the path "
                                  "length constraint")));
@@ -501,7 +505,7 @@ TEST(X509VerifyTest, RefusesIntermediateWithoutKeyCertSign) {
                        IssueCertificate(p, pki.inter_key.Public(), &pki.root, pki.root_key));
   ASSERT_OK_AND_ASSIGN(auto leaf,
                        IssueCertificate(LeafProfile(), pki.leaf_key.Public(), &ca, pki.inter_key));
-  EXPECT_THAT(VerifyChain(leaf, {ca}, pki.root),
+  EXPECT_THAT(VerifyChain(leaf, {ca}, pki.root, VerifyOptions(SystemClock().Now())),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("'CN=No Cert Sign,O=Clade' (depth 1) key usage does not allow "
                                  "certificate signing")));
@@ -510,7 +514,7 @@ TEST(X509VerifyTest, RefusesIntermediateWithoutKeyCertSign) {
 TEST(X509VerifyTest, RefusesTamperedSignature) {
   Pki pki;
   ASSERT_OK_AND_ASSIGN(auto tampered, Certificate::FromDer(FlipLastByte(pki.leaf.Der())));
-  EXPECT_THAT(VerifyChain(tampered, {pki.inter}, pki.root),
+  EXPECT_THAT(VerifyChain(tampered, {pki.inter}, pki.root, VerifyOptions(SystemClock().Now())),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("(depth 0) signature does not verify")));
 }
@@ -518,20 +522,20 @@ TEST(X509VerifyTest, RefusesTamperedSignature) {
 TEST(X509VerifyTest, RefusesTamperedIntermediate) {
   Pki pki;
   ASSERT_OK_AND_ASSIGN(auto tampered, Certificate::FromDer(FlipLastByte(pki.inter.Der())));
-  EXPECT_THAT(VerifyChain(pki.leaf, {tampered}, pki.root),
+  EXPECT_THAT(VerifyChain(pki.leaf, {tampered}, pki.root, VerifyOptions(SystemClock().Now())),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("(depth 1) signature does not verify")));
 }
 
 TEST(X509VerifyTest, RefusesNonSelfSignedAnchor) {
   Pki pki;
-  EXPECT_THAT(VerifyChain(pki.leaf, {}, pki.inter),
+  EXPECT_THAT(VerifyChain(pki.leaf, {}, pki.inter, VerifyOptions(SystemClock().Now())),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a self-signed")));
 }
 
 TEST(X509VerifyTest, ChecksLeafKeyUsage) {
   Pki pki;
-  VerifyOptions opts;
+  VerifyOptions opts(SystemClock().Now());
   opts.leaf_key_usage = {"digitalSignature"};
   EXPECT_OK(VerifyChain(pki.leaf, {pki.inter}, pki.root, opts));
   opts.leaf_key_usage = {"digitalSignature", "keyAgreement"};
@@ -657,7 +661,7 @@ TEST(X509InteropTest, ReadsOpensslIssuedCertificate) {
   EXPECT_EQ(cert.SubjectAttribute("CN"), "Foreign Root");
   EXPECT_TRUE(cert.IsCa());
   EXPECT_EQ(cert.SubjectKey().curve(), Curve::kP384);
-  ASSERT_OK_AND_ASSIGN(auto path, VerifyChain(cert, {}, cert));
+  ASSERT_OK_AND_ASSIGN(auto path, VerifyChain(cert, {}, cert, VerifyOptions(SystemClock().Now())));
   EXPECT_EQ(path.size(), 1u);
 }
 

@@ -88,7 +88,8 @@ TEST_F(EnrollmentTest, Fig4Tree) {
     // supplier root.
     EXPECT_TRUE(x.member.SubjectKey().Equals(w.h->identity().identity.SubjectKey()));
     EXPECT_EQ(*KindOf(x.member), CertKind::kMember);
-    EXPECT_OK(crypto::VerifyChain(x.member, x.group_ca_chain, supplier_->root()));
+    EXPECT_OK(crypto::VerifyChain(x.member, x.group_ca_chain, supplier_->root(),
+                                  crypto::VerifyOptions(clock_.Now())));
     EXPECT_EQ(x.encryption.SubjectKey().Fingerprint(), founder.encryption_key_fingerprint);
   }
 }
@@ -123,11 +124,16 @@ TEST_F(EnrollmentTest, MemberAndGroupCertificatesCheckOut) {
   EXPECT_EQ(*KindOf(eb.signing), CertKind::kGroupSigning);
 
   // The group encryption cert (what an OEM wraps to) verifies up to the supplier root.
-  EXPECT_OK(crypto::VerifyChain(eb.encryption, {chain[0], chain[1], chain[2]}, supplier_->root()));
-  EXPECT_OK(crypto::VerifyChain(eb.signing, chain, supplier_->root()));
-  EXPECT_OK(crypto::VerifyChain(eb.member, chain, supplier_->root()));
+  EXPECT_OK(crypto::VerifyChain(eb.encryption, {chain[0], chain[1], chain[2]}, supplier_->root(),
+                                crypto::VerifyOptions(clock_.Now())));
+  EXPECT_OK(crypto::VerifyChain(eb.signing, chain, supplier_->root(),
+                                crypto::VerifyOptions(clock_.Now())));
+  EXPECT_OK(crypto::VerifyChain(eb.member, chain, supplier_->root(),
+                                crypto::VerifyOptions(clock_.Now())));
   // … and not up to another supplier's root.
-  EXPECT_FALSE(crypto::VerifyChain(eb.encryption, chain, other_->root()).ok());
+  EXPECT_FALSE(
+      crypto::VerifyChain(eb.encryption, chain, other_->root(), crypto::VerifyOptions(clock_.Now()))
+          .ok());
 
   // Export files.
   std::string out = dir_.File("export-b");
@@ -251,7 +257,8 @@ TEST_F(EnrollmentTest, GroupOutlivesItsFounder) {
   EXPECT_EQ(ee.group_ca_chain, before.group_ca_chain);
   EXPECT_EQ(ee.encryption, before.encryption);
   EXPECT_TRUE(ee.member.SubjectKey().Equals(e.identity().identity.SubjectKey()));
-  EXPECT_OK(crypto::VerifyChain(ee.member, ee.group_ca_chain, supplier_->root()));
+  EXPECT_OK(crypto::VerifyChain(ee.member, ee.group_ca_chain, supplier_->root(),
+                                crypto::VerifyOptions(clock_.Now())));
   EXPECT_EQ(SummaryOf(d, g).children_enrolled, 1u);
   EXPECT_EQ(SummaryOf(b, g).children_enrolled, 2u);
 }
@@ -296,11 +303,17 @@ TEST_F(EnrollmentTest, TwoGroupsOnTheSameHsmsStayApart) {
   ASSERT_OK_AND_ASSIGN(GroupExport c2, ExportGroup(c, g2));
   EXPECT_FALSE(c1.member == c2.member);
   EXPECT_TRUE(c1.member.SubjectKey().Equals(c2.member.SubjectKey()));  // both: C's identity key
-  EXPECT_OK(crypto::VerifyChain(c1.member, c1.group_ca_chain, supplier_->root()));
-  EXPECT_OK(crypto::VerifyChain(c2.member, c2.group_ca_chain, supplier_->root()));
+  EXPECT_OK(crypto::VerifyChain(c1.member, c1.group_ca_chain, supplier_->root(),
+                                crypto::VerifyOptions(clock_.Now())));
+  EXPECT_OK(crypto::VerifyChain(c2.member, c2.group_ca_chain, supplier_->root(),
+                                crypto::VerifyOptions(clock_.Now())));
   // A member cert of one group is no member cert of the other.
-  EXPECT_FALSE(crypto::VerifyChain(c1.member, c2.group_ca_chain, supplier_->root()).ok());
-  EXPECT_FALSE(crypto::VerifyChain(c2.member, c1.group_ca_chain, supplier_->root()).ok());
+  EXPECT_FALSE(crypto::VerifyChain(c1.member, c2.group_ca_chain, supplier_->root(),
+                                   crypto::VerifyOptions(clock_.Now()))
+                   .ok());
+  EXPECT_FALSE(crypto::VerifyChain(c2.member, c1.group_ca_chain, supplier_->root(),
+                                   crypto::VerifyOptions(clock_.Now()))
+                   .ok());
 }
 
 TEST_F(EnrollmentTest, ResolveGroupByIdPrefixOrName) {

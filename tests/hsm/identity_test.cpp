@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 
+#include "base/clock.h"
 #include "base/files.h"
 #include "crypto/random.h"
 #include "hsm/hsm.h"
@@ -111,12 +112,15 @@ TEST_F(IdentityTest, InitRefusesBadSerialSyntax) {
 TEST_F(IdentityTest, GenuineCheckRefusesAnotherSupplierRoot) {
   ASSERT_OK_AND_ASSIGN(auto h, Hsm::Init(dir_.File("hsm"), Kek(), "SN-1", By(*other_)));
   // Genuine under its own supplier, not under ours.
-  EXPECT_OK(VerifyGenuineHsm(h->identity().identity, h->identity().issuing, other_->root()));
-  EXPECT_THAT(VerifyGenuineHsm(h->identity().identity, h->identity().issuing, supplier_->root()),
+  EXPECT_OK(VerifyGenuineHsm(h->identity().identity, h->identity().issuing, other_->root(),
+                             SystemClock().Now()));
+  EXPECT_THAT(VerifyGenuineHsm(h->identity().identity, h->identity().issuing, supplier_->root(),
+                               SystemClock().Now()),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("is not issued by the supplier root")));
   // Nor does pairing it with our issuing CA help.
-  EXPECT_THAT(VerifyGenuineHsm(h->identity().identity, supplier_->issuing(), supplier_->root()),
+  EXPECT_THAT(VerifyGenuineHsm(h->identity().identity, supplier_->issuing(), supplier_->root(),
+                               SystemClock().Now()),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("is not issued by the supplier root")));
 }
@@ -136,15 +140,18 @@ TEST_F(IdentityTest, GenuineCheckRefusesCertificateOfWrongKindOrPosition) {
   p.policies = {KindOid(CertKind::kHsmIdentity)};
   ASSERT_OK_AND_ASSIGN(
       auto fake, crypto::IssueCertificate(p, fake_key.Public(), &h->identity().identity, id_key));
-  EXPECT_THAT(VerifyGenuineHsm(fake, h->identity().identity, supplier_->root()),
-              StatusIs(absl::StatusCode::kPermissionDenied,
-                       HasSubstr("expected a supplier issuing CA certificate")));
+  EXPECT_THAT(
+      VerifyGenuineHsm(fake, h->identity().identity, supplier_->root(), SystemClock().Now()),
+      StatusIs(absl::StatusCode::kPermissionDenied,
+               HasSubstr("expected a supplier issuing CA certificate")));
   // The root in the issuing position is refused by kind too.
-  EXPECT_THAT(VerifyGenuineHsm(h->identity().identity, supplier_->root(), supplier_->root()),
+  EXPECT_THAT(VerifyGenuineHsm(h->identity().identity, supplier_->root(), supplier_->root(),
+                               SystemClock().Now()),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("expected a supplier issuing CA certificate")));
   EXPECT_THAT(
-      VerifyHsmWrapCert(h->identity().identity, h->identity(), supplier_->root()),
+      VerifyHsmWrapCert(h->identity().identity, h->identity(), supplier_->root(),
+                        SystemClock().Now()),
       StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("expected an HSM wrap certificate")));
 }
 

@@ -18,10 +18,6 @@ using ::testing::HasSubstr;
 using testing::Snapshot;
 using testing::Take;
 
-constexpr char kProfile[] =
-    R"({"product": "Sensor", "subject": {"CN": "{product} {uid}"}, )"
-    R"("validity": {"days": 30}, "key_usage": ["digitalSignature"], "key_mode": "device"})";
-
 class JobKeyingTest : public testing::World {
  protected:
   void SetUp() override {
@@ -53,7 +49,7 @@ class JobKeyingTest : public testing::World {
     oem::PackageOptions opts;
     opts.job_id = "J2";
     opts.group_export_dir = dir_.File(dir);
-    opts.profile_json = kProfile;
+    opts.profile_json = testing::kSensorProfile;
     opts.pinned_supplier_root = member.supplier_root();
     auto p = o.Package(opts);
     EXPECT_TRUE(p.ok()) << p.status();

@@ -228,7 +228,8 @@ TEST_F(JobTest, ImportAndProvisionInDeviceKeyMode) {
   ASSERT_EQ(d.chain.size(), 2u);
   EXPECT_EQ(d.chain[0], oem_->issuing());
   EXPECT_EQ(d.chain[1], oem_->root());
-  EXPECT_OK(crypto::VerifyChain(*d.DeviceCertificate(), {oem_->issuing()}, oem_->root()));
+  EXPECT_OK(crypto::VerifyChain(*d.DeviceCertificate(), {oem_->issuing()}, oem_->root(),
+                                crypto::VerifyOptions(clock_.Now())));
   EXPECT_EQ(Str(d.firmware), "firmware image v1.2.3");
   EXPECT_EQ(Str(d.config), "register settings");
   EXPECT_TRUE(d.key_envelope.empty());
@@ -356,7 +357,8 @@ TEST_F(JobTest, FounderGoneMemberCarriesOn) {
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p->member_id(), "1.1");
   ASSERT_OK_AND_ASSIGN(ProvisioningData d, p->Provision(DeviceKeyRequest("DEV-1")));
-  EXPECT_OK(crypto::VerifyChain(*d.DeviceCertificate(), {oem_->issuing()}, oem_->root()));
+  EXPECT_OK(crypto::VerifyChain(*d.DeviceCertificate(), {oem_->issuing()}, oem_->root(),
+                                crypto::VerifyOptions(clock_.Now())));
 }
 
 TEST_F(JobTest, CaKeyWrappedWithTheOemsOwnEnvelope) {

@@ -37,6 +37,11 @@
 
 namespace clade::hsm::testing {
 
+// The device profile the job tests package: one sensor, a 30-day certificate, a device-made key.
+inline constexpr char kSensorProfile[] =
+    R"({"product": "Sensor", "subject": {"CN": "{product} {uid}"}, )"
+    R"("validity": {"days": 30}, "key_usage": ["digitalSignature"], "key_mode": "device"})";
+
 using Bytes = std::vector<uint8_t>;
 
 inline std::span<const uint8_t> AsSpan(const std::string& s) {

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/files.h"
 #include "hsm/group.h"
 #include "hsm/job.h"
@@ -135,7 +136,7 @@ class ProgrammerTest : public hsm::testing::World {
   }
 
   ChipVerifyOptions Options() {
-    ChipVerifyOptions o;
+    ChipVerifyOptions o(SystemClock().Now());
     o.oem_root = &oem_->root();
     return o;
   }

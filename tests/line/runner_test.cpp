@@ -14,6 +14,7 @@
 #include <functional>
 #include <mutex>
 
+#include "base/clock.h"
 #include "hsm/audit.h"
 #include "hsm/client_cert.h"
 #include "hsm/job.h"
@@ -104,7 +105,7 @@ class LineRunTest : public LineWorld {
   void ExpectTrayVerifies() {
     auto bytes = ReadFileBytes(Tray() + "/jobs/J-1.package", kMaxJobPackage);
     ASSERT_OK(bytes);
-    line::ChipVerifyOptions v;
+    line::ChipVerifyOptions v(SystemClock().Now());
     v.oem_root = &*oem_root_;
     auto digests = line::JobDigestsFromPackage(*bytes, *oem_root_);
     ASSERT_OK(digests);

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 
+#include "base/clock.h"
 #include "base/files.h"
 #include "crypto/digest.h"
 #include "hsm/group.h"
@@ -108,7 +109,7 @@ class LineTest : public hsm::testing::World {
   }
 
   ChipVerifyOptions Options(const Bytes& pkg) {
-    ChipVerifyOptions o;
+    ChipVerifyOptions o(SystemClock().Now());
     o.oem_root = &oem_->root();
     auto d = JobDigestsFromPackage(pkg, oem_->root());
     EXPECT_TRUE(d.ok()) << d.status();
@@ -185,7 +186,7 @@ TEST_F(LineTest, ProgramsAndVerifiesBothKeyModes) {
   // Both jobs carry the same images, so either package's digests fit every chip.
   EXPECT_THAT(Failed(Options(dev_pkg_)), IsEmpty());
   EXPECT_THAT(Failed(Options(hsm_pkg_)), IsEmpty());
-  ChipVerifyOptions no_job;
+  ChipVerifyOptions no_job(SystemClock().Now());
   no_job.oem_root = &oem_->root();
   EXPECT_THAT(Failed(no_job), IsEmpty());
 }
@@ -308,7 +309,7 @@ TEST_F(LineTest, VerifyCatchesEveryFailure) {
   EXPECT_THAT(failed["CHIP-000004"], ::testing::Not(HasSubstr("digest")));
 
   // The anchor is the given root: against the other OEM's root, the genuine chips fail.
-  ChipVerifyOptions other;
+  ChipVerifyOptions other(SystemClock().Now());
   other.oem_root = &other_oem_->root();
   auto by_other = Failed(other);
   EXPECT_THAT(by_other["CHIP-000002"], HasSubstr("does not chain"));

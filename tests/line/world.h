@@ -15,10 +15,6 @@
 
 namespace clade::hsm::testing {
 
-inline constexpr char kLineProfile[] =
-    R"({"product": "Sensor", "subject": {"CN": "{product} {uid}"}, )"
-    R"("validity": {"days": 30}, "key_usage": ["digitalSignature"], "key_mode": "device"})";
-
 class LineWorld : public World {
  protected:
   void SetUp() override {
@@ -40,7 +36,7 @@ class LineWorld : public World {
     opts.group_export_dir = dir_.File("gx");
     opts.pinned_supplier_root = supplier_->root();
     ASSERT_OK(WriteGroupExport(*ex, opts.group_export_dir));
-    opts.profile_json = kLineProfile;
+    opts.profile_json = kSensorProfile;
     auto pkg = o->Package(opts);
     ASSERT_OK(pkg);
     ASSERT_OK(ImportJob(a, pkg->package));

@@ -13,10 +13,6 @@ namespace {
 using ::clade::testing::StatusIs;
 using ::testing::HasSubstr;
 
-constexpr char kProfile[] =
-    R"({"product": "Sensor", "subject": {"CN": "{product} {uid}"}, )"
-    R"("validity": {"days": 30}, "key_usage": ["digitalSignature"], "key_mode": "device"})";
-
 class OemPackageTest : public World {
  protected:
   void SetUp() override {
@@ -45,7 +41,7 @@ class OemPackageTest : public World {
     o.job_id = "J-1";
     o.group_export_dir = export_dir;
     o.pinned_supplier_root = supplier_->root();
-    o.profile_json = kProfile;
+    o.profile_json = kSensorProfile;
     return o;
   }
   std::optional<oem::Oem> oem_;

@@ -201,8 +201,7 @@ std::vector<std::string> VirtualChip::Verify(const ChipVerifyOptions& o) const {
         }
       }
     }
-    crypto::VerifyOptions vo;
-    vo.at_time = o.at_time;
+    crypto::VerifyOptions vo(o.at_time);
     auto path = crypto::VerifyChain(*cert, intermediates, *o.oem_root, vo);
     if (!path.ok()) {
       failures.push_back("chip " + uid_ + ": certificate does not chain to the OEM root '" +

@@ -36,7 +36,8 @@ absl::StatusOr<JobDigests> JobDigestsFromPackage(std::span<const uint8_t> packag
 struct ChipVerifyOptions {
   const crypto::Certificate* oem_root = nullptr;  // required: the anchor, never chain.pem's root
   std::optional<JobDigests> job;                  // if set, firmware and config must match
-  int64_t at_time = 0;                            // 0 = now
+  int64_t at_time;                                // unix seconds, from the caller's clock
+  explicit ChipVerifyOptions(int64_t at) : at_time(at) {}
 };
 
 class VirtualChip {
